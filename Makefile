@@ -1,0 +1,34 @@
+# `make demo` is the whole set-up on a fresh machine: a virtual environment, the CPU build of
+# PyTorch, barkbench itself, then one small training run that prints samples.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build: installed first, so that pyproject's `torch>=2.2` is already satisfied and
+# pip never pulls the multi-GB CUDA build. Override on a machine with a GPU: make install TORCH=torch
+TORCH ?= torch==2.13.0
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/barkbench train --config configs/baby.yaml
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check barkbench tests
+	$(BIN)/ruff format --check barkbench tests
+
+bench: install
+	$(BIN)/python -m barkbench.bench
+
+clean:
+	rm -rf $(VENV) runs/*/ .pytest_cache .ruff_cache

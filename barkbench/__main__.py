@@ -1,0 +1,3 @@
+from barkbench.cli import main
+
+main()

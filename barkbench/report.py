@@ -1,0 +1,68 @@
+"""What the terminal shows: progress while training, tables of results, samples."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+out = Console()  # results: stdout, so they can be piped
+err = Console(stderr=True)  # progress and messages: stderr
+
+
+@contextmanager
+def training_progress(name: str, steps: int, start: int = 0):
+    """A progress bar with step, loss, tokens/s and the last validation accuracy; yields the
+    `report` callback that `train` calls after every step."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("val acc {task.fields[acc]}"),
+        TextColumn("{task.fields[tps]} tok/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    task = progress.add_task(name, total=steps, completed=start, loss="-", acc="-", tps="-")
+
+    def report(f: dict):
+        acc = "-" if f["val_accuracy"] is None else f"{f['val_accuracy']:.3f}"
+        progress.update(
+            task, completed=f["step"], loss=f"{f['loss']:.4f}", acc=acc, tps=f"{f['tokens_per_second']:,.0f}"
+        )
+
+    with progress:
+        yield report
+
+
+def fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def summary_table(summary: dict) -> Table:
+    table = Table(title=f"{summary['name']}: {summary['model']} on {summary['task']}", show_header=True)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if key in ("name", "model", "task"):
+            continue
+        if isinstance(value, dict):
+            for label, acc in value.items():
+                table.add_row(f"accuracy at distance {label}", fmt(acc))
+        else:
+            table.add_row(key, fmt(value))
+    return table
+
+
+def print_samples(samples: list[dict]) -> None:
+    for i, s in enumerate(samples, 1):
+        end = "" if s["stopped"] else " [yellow](no <EOS>)[/yellow]"
+        out.print(f"[dim]{i:>2}. {s['prompt']}[/dim] {s['text']}{end}", highlight=False)
