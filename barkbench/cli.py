@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import List, Optional
 
 import torch
 import typer
+import yaml
 
 from barkbench.config import load_config, pick_device, to_yaml
 from barkbench.errors import BarkError
 from barkbench.models import build_model
-from barkbench.report import err, out, print_samples, summary_table, training_progress
-from barkbench.rundir import latest_checkpoint, load_weights, read_json, read_jsonl, shown_status
+from barkbench.report import err, out, print_samples, runs_table, summary_table, training_progress
+from barkbench.rundir import find_runs, latest_checkpoint, load_weights, read_json, read_jsonl, shown_status
 from barkbench.sample import generate as sample
 from barkbench.tasks import EOS, decode, encode, sample_prompts
 from barkbench.train import check_resumable, load_run_config, start_run
@@ -42,6 +44,9 @@ def friendly(command):
         except BarkError as e:
             err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -80,7 +85,8 @@ def train(
         cfg = load_config(config, overrides or [])
         run = start_run(cfg, runs_dir)
     err.print(f"run directory: {run}", highlight=False)
-    with training_progress(cfg.name, cfg.train.steps) as report:
+    start = read_json(run / "meta.json").get("step", 0)
+    with training_progress(cfg.name, cfg.train.steps, start) as report:
         summary = run_training(run, cfg, resume=resume is not None, report=report)
     out.print(summary_table(summary))
     print_samples(read_jsonl(run / "samples.jsonl"))
@@ -141,6 +147,47 @@ def generate(
             for a in answers
         ]
     )
+
+
+@app.command("runs")
+@friendly
+def list_runs(directory: Path = typer.Argument(Path("runs"), help="Where to look for run directories.")):
+    """List the runs in a directory (and in the studies inside it): name, model, task, status, val accuracy, age.
+
+    A run marked `running` whose process is gone shows as `dead`; resume it with `barkbench train --resume RUN`.
+
+    Examples:
+
+        barkbench runs
+
+        barkbench runs runs/long-context-20261122-101500-3f2a
+    """
+    if not directory.is_dir():
+        raise BarkError(f"'{directory}' is not a directory; give the folder that holds your runs (default: runs)")
+    rows = []
+    for run in find_runs(directory):
+        meta = read_json(run / "meta.json")
+        summary = read_json(run / "summary.json") if (run / "summary.json").exists() else {}
+        metrics = read_jsonl(run / "metrics.jsonl")
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+        rows.append(
+            {
+                "name": str(run.relative_to(directory)),
+                "model": cfg.get("model", {}).get("name", "?"),
+                "task": cfg.get("task", {}).get("name", "?"),
+                "status": shown_status(meta),
+                "step": meta.get("step", 0),
+                "steps": cfg.get("train", {}).get("steps", "?"),
+                "val_accuracy": summary.get("val_accuracy", metrics[-1]["val_accuracy"] if metrics else None),
+                "age_seconds": time.time() - (run / "meta.json").stat().st_mtime,
+            }
+        )
+    if not rows:
+        out.print(
+            f"no runs in {directory}; start one with: barkbench train --config configs/baby.yaml", highlight=False
+        )
+        return
+    out.print(runs_table(rows))
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 out = Console()  # results: stdout, so they can be piped
@@ -23,7 +23,6 @@ def training_progress(name: str, steps: int, start: int = 0):
         TextColumn("loss {task.fields[loss]}"),
         TextColumn("val acc {task.fields[acc]}"),
         TextColumn("{task.fields[tps]} tok/s"),
-        TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
     )
@@ -41,14 +40,14 @@ def training_progress(name: str, steps: int, start: int = 0):
 
 def fmt(value) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
 
 
 def summary_table(summary: dict) -> Table:
-    table = Table(title=f"{summary['name']}: {summary['model']} on {summary['task']}", show_header=True)
+    table = Table(title=summary["name"], caption=f"{summary['model']} on {summary['task']}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in summary.items():
@@ -66,3 +65,41 @@ def print_samples(samples: list[dict]) -> None:
     for i, s in enumerate(samples, 1):
         end = "" if s["stopped"] else " [yellow](no <EOS>)[/yellow]"
         out.print(f"[dim]{i:>2}. {s['prompt']}[/dim] {s['text']}{end}", highlight=False)
+
+
+def age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+STATUS_STYLE = {"completed": "green", "running": "cyan", "interrupted": "yellow", "failed": "red", "dead": "red"}
+
+
+def runs_table(rows: list[dict]) -> Table:
+    """rows: name, model, task, status, step, steps, val_accuracy (or None), age_seconds."""
+    table = Table(title="runs")
+    for col, justify in (
+        ("name", "left"),
+        ("model", "left"),
+        ("task", "left"),
+        ("status", "left"),
+        ("step", "right"),
+        ("val acc", "right"),
+        ("age", "right"),
+    ):
+        table.add_column(col, justify=justify)
+    for r in rows:
+        style = STATUS_STYLE.get(r["status"], "")
+        acc = "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.3f}"
+        table.add_row(
+            r["name"],
+            r["model"],
+            r["task"],
+            f"[{style}]{r['status']}[/{style}]",
+            f"{r['step']}/{r['steps']}",
+            acc,
+            age(r["age_seconds"]),
+        )
+    return table

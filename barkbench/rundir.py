@@ -108,6 +108,12 @@ def shown_status(meta: dict) -> str:
     return "dead" if status == "running" and not is_alive(meta) else status
 
 
+def find_runs(root: Path) -> list[Path]:
+    """Run directories under root: its children, and the runs inside study directories."""
+    found = {p.parent for p in root.glob("*/meta.json")} | {p.parent for p in root.glob("*/*/meta.json")}
+    return sorted(found, key=lambda run: (run / "meta.json").stat().st_mtime)
+
+
 # ---- metrics.jsonl ---------------------------------------------------------------------------
 
 

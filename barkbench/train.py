@@ -224,6 +224,16 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
                     f"Resume with: barkbench train --resume {run}",
                     code=EXIT_ON_SIGNAL[stop[0]],
                 )
+        summary = finish(run, cfg, model, result, floor)
+        summary.update(
+            params=params,
+            state_bytes=state_bytes,
+            tokens_per_second=seen_tokens / max(train_seconds, 1e-9),
+            wall_seconds=wall_before + time.time() - t_start,
+        )
+        write_json(run / "summary.json", summary)
+        update_meta(run, status="completed", ended=now())
+        return summary
     except BarkError as err:
         if err.code == 1:
             update_meta(run, status="failed", ended=now(), message=str(err))
@@ -234,17 +244,6 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
-
-    summary = finish(run, cfg, model, result, floor)
-    summary.update(
-        params=params,
-        state_bytes=state_bytes,
-        tokens_per_second=seen_tokens / max(train_seconds, 1e-9),
-        wall_seconds=wall_before + time.time() - t_start,
-    )
-    write_json(run / "summary.json", summary)
-    update_meta(run, status="completed", ended=now())
-    return summary
 
 
 def finish(run: Path, cfg: RunConfig, model, final: dict, floor: float) -> dict:

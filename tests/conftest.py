@@ -1,0 +1,41 @@
+"""Shared fixtures: a tiny config (trains in well under a second), a writer for config files, a CliRunner."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "task": {"name": "barks", "train_size": 64, "val_size": 16},
+    "model": {"name": "gpt", "embedding_dim": 8, "layers": 1, "heads": 2, "context_length": 32},
+    "train": {"steps": 3, "batch_size": 8, "eval_every": 1, "eval_batch_size": 16},
+    "sample": {"num_samples": 2, "max_new_tokens": 8},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A function returning a fresh copy of the tiny config mapping, to change as a test likes."""
+    return lambda: copy.deepcopy(TINY)
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """write_config(mapping or YAML text, name="config.yaml") -> the path of the file in tmp_path."""
+
+    def write(data, name: str = "config.yaml"):
+        path = tmp_path / name
+        path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def runner():
+    return CliRunner()

@@ -1,0 +1,294 @@
+"""Tasks: the generated data, its layout, and the Bayes floors checked against an independent predictor."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from barkbench import tasks
+from barkbench.config import RunConfig
+from barkbench.errors import BarkError
+from barkbench.tasks import ASSISTANT, BARKS, EOS, PAD, SPEAK, USER, TASKS
+
+
+def task_cfg(**task):
+    return RunConfig.model_validate({"task": task}).task
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---- Bayes floors -----------------------------------------------------------------------
+
+
+def bayes_costs(data: tasks.Dataset, name: str, min_n: int, max_n: int):
+    """Per-sequence nats and answer-token counts of the Bayes-optimal predictor for barks/cycle.
+
+    Written from the task definition, not from barkbench's floor: after k barks the predictor
+    knows k; while k < min_n it must bark; from then on it stops with probability
+    1/(max_n - k + 1). A bark is uniform over the four barks (barks) or the next one in the
+    cycle (cycle). Targets the predictor gives probability 0 cost infinity.
+    """
+    tokens = data.tokens
+    count, width = tokens.shape
+    start = data.answer_start[:, None]
+    cols = torch.arange(width)[None, :]
+    k = (cols - start).clamp(min=0).double()  # barks already emitted before this position
+    answer = (cols >= start) & (tokens != PAD)
+
+    p_stop = torch.where(k >= min_n, 1.0 / (max_n - k + 1).clamp(min=1), torch.zeros_like(k))
+    is_eos = tokens == EOS
+    is_bark = torch.zeros_like(is_eos)
+    for b in BARKS:
+        is_bark |= tokens == b
+    if name == "barks":
+        p_bark = torch.where(is_bark, torch.full_like(k, 0.25), torch.zeros_like(k))
+    else:
+        expected = torch.tensor(BARKS)[(cols - start).clamp(min=0) % 4]
+        p_bark = (tokens == expected).double()
+    prob = torch.where(is_eos, p_stop, (1 - p_stop) * p_bark)
+    nats = torch.where(answer, -torch.log(prob), torch.zeros_like(prob))
+    return nats.sum(1), answer.sum(1).double()
+
+
+@pytest.mark.parametrize(
+    "name, min_n, max_n, count",
+    [
+        ("barks", 2, 10, 100_000),
+        ("barks", 3, 7, 100_000),
+        ("barks", 5, 5, 20_000),
+        ("cycle", 100, 200, 20_000),
+        ("cycle", 3, 6, 100_000),
+    ],
+)
+def test_floor_matches_bayes_predictor_monte_carlo(name, min_n, max_n, count):
+    cfg = task_cfg(name=name, min_barks=min_n, max_barks=max_n)
+    data = TASKS[name].make(cfg, count, gen(123))
+    nats, n_tokens = bayes_costs(data, name, min_n, max_n)
+    assert torch.isfinite(nats).all(), "the data holds a token the Bayes predictor thinks impossible"
+    estimate = float(nats.sum() / n_tokens.sum())
+    # Standard error of a ratio estimator (delta method).
+    resid = nats - estimate * n_tokens
+    se = float(resid.std() / n_tokens.mean() / math.sqrt(count))
+    floor = TASKS[name].floor(cfg)
+    assert abs(estimate - floor) <= 3 * se + 1e-9, (estimate, floor, se)
+    if min_n < max_n:
+        assert floor > 0
+
+
+def exact_bayes_floor(name: str, min_n: int, max_n: int) -> float:
+    """The exact expectation, enumerating n: E[nats of one answer] / E[answer tokens]."""
+    bark = math.log(4) if name == "barks" else 0.0
+    span = max_n - min_n + 1
+    total_nats = total_tokens = 0.0
+    for n in range(min_n, max_n + 1):
+        nats = 0.0
+        for k in range(n):  # k barks emitted, the next one is a bark
+            p_stop = 1.0 / (max_n - k + 1) if k >= min_n else 0.0
+            nats += -math.log(1 - p_stop) + bark
+        nats += -math.log(1.0 / (max_n - n + 1))  # <EOS> after n barks
+        total_nats += nats / span
+        total_tokens += (n + 1) / span
+    return total_nats / total_tokens
+
+
+@pytest.mark.parametrize("name", ["barks", "cycle"])
+@pytest.mark.parametrize("min_n, max_n", [(2, 10), (100, 200), (3, 6), (1, 1), (7, 8)])
+def test_floor_matches_exact_enumeration(name, min_n, max_n):
+    cfg = task_cfg(name=name, min_barks=min_n, max_barks=max_n)
+    assert TASKS[name].floor(cfg) == pytest.approx(exact_bayes_floor(name, min_n, max_n), rel=1e-9, abs=1e-12)
+
+
+def test_floor_closed_form():
+    # The stop decisions together carry exactly the entropy of n, ln(span); each bark of `barks`
+    # costs ln 4 more. Per answer token that is (E[n] ln 4 + ln span) / (E[n] + 1).
+    barks = TASKS["barks"].floor(task_cfg(name="barks"))  # defaults 2..10
+    cycle = TASKS["cycle"].floor(task_cfg(name="cycle"))  # defaults 100..200
+    assert barks == pytest.approx((6 * math.log(4) + math.log(9)) / 7, rel=1e-12)
+    assert cycle == pytest.approx(math.log(101) / 151, rel=1e-12)
+    assert TASKS["cycle"].floor(task_cfg(name="cycle", min_barks=4, max_barks=4)) == 0.0
+    assert TASKS["barks"].floor(task_cfg(name="barks", min_barks=4, max_barks=4)) == pytest.approx(
+        4 * math.log(4) / 5, rel=1e-12
+    )
+
+
+def test_echo_floor_is_zero_and_answer_is_the_message():
+    cfg = task_cfg(name="echo", message_length=5, min_gap=0, max_gap=20)
+    assert TASKS["echo"].floor(cfg) == 0.0
+    data = TASKS["echo"].make(cfg, 500, gen(0))
+    m = cfg.message_length
+    for row, start in zip(data.tokens.tolist(), data.answer_start.tolist()):
+        assert row[0] == USER
+        assert row[start - 1] == ASSISTANT
+        assert row[m + 1] == SPEAK
+        message = row[1 : m + 1]
+        assert all(t in BARKS for t in message)
+        assert row[start : start + m] == message
+        assert row[start + m] == EOS
+
+
+# ---- data --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["barks", "cycle", "echo"])
+def test_same_seed_same_data_and_splits_differ(name):
+    extra = {"min_barks": 2, "max_barks": 40} if name == "cycle" else {}
+    cfg = task_cfg(name=name, train_size=300, val_size=300, max_gap=16, **extra)
+    train_a, val_a = tasks.make_splits(cfg, seed=0)
+    train_b, val_b = tasks.make_splits(cfg, seed=0)
+    assert torch.equal(train_a.tokens, train_b.tokens)
+    assert torch.equal(val_a.tokens, val_b.tokens)
+    assert torch.equal(train_a.answer_start, train_b.answer_start)
+    assert len(train_a) == 300 and len(val_a) == 300
+
+    train_c, val_c = tasks.make_splits(cfg, seed=1)
+    assert not torch.equal(train_a.tokens, train_c.tokens)
+    assert not torch.equal(val_a.tokens, val_c.tokens)
+    # Train and validation come from independent streams.
+    assert not torch.equal(train_a.tokens, val_a.tokens)
+
+
+def test_val_cfg_changes_only_the_validation_set():
+    cfg = task_cfg(name="echo", train_size=50, val_size=40, max_gap=8)
+    val_cfg = task_cfg(name="echo", train_size=50, val_size=40, min_gap=20, max_gap=30)
+    train, val = tasks.make_splits(cfg, 0, val_cfg)
+    train_ref, _ = tasks.make_splits(cfg, 0)
+    assert torch.equal(train.tokens, train_ref.tokens)
+    gaps = val.answer_start - cfg.message_length - 3
+    assert int(gaps.min()) >= 20 and int(gaps.max()) <= 30
+
+
+def echo_gaps(data, m):
+    return (data.answer_start - m - 3).tolist()
+
+
+def test_echo_gap_noise_differs_between_sequences():
+    # Regression: a bug once made every sequence share one noise pattern.
+    m = 4
+    cfg = task_cfg(name="echo", message_length=m, min_gap=10, max_gap=12)
+    data = TASKS["echo"].make(cfg, 400, gen(7))
+    gap_noise = data.tokens[:, m + 2 : m + 2 + 10]  # the first 10 gap tokens of every sequence
+    assert all(t in BARKS for t in gap_noise.flatten().tolist())
+    distinct = {tuple(row) for row in gap_noise.tolist()}
+    assert len(distinct) > 390  # 4**10 patterns; collisions among 400 are rare
+    # Noise is not the message copied, and each bark appears about equally often.
+    assert not torch.equal(gap_noise[:, :m], data.tokens[:, 1 : m + 1])
+    counts = torch.stack([(gap_noise == b).sum() for b in BARKS]).double()
+    assert float(counts.min() / counts.max()) > 0.85
+    # Within one sequence, noise differs from position to position too.
+    assert (gap_noise != gap_noise[:, :1]).any(1).float().mean() > 0.99
+
+
+def test_echo_gap_lengths_cover_the_range_and_layout():
+    m = 3
+    cfg = task_cfg(name="echo", message_length=m, min_gap=2, max_gap=9)
+    data = TASKS["echo"].make(cfg, 2000, gen(1))
+    gaps = echo_gaps(data, m)
+    assert set(gaps) == set(range(2, 10))
+    assert data.tokens.shape[1] == tasks.longest_sequence(cfg)
+    for row, g, start in zip(data.tokens.tolist(), gaps, data.answer_start.tolist()):
+        assert row[m + 2 + g] == ASSISTANT and start == m + 3 + g
+        assert all(t in BARKS for t in row[m + 2 : m + 2 + g])
+
+
+def test_echo_zero_gap():
+    m = 2
+    cfg = task_cfg(name="echo", message_length=m, min_gap=0, max_gap=0)
+    data = TASKS["echo"].make(cfg, 20, gen(2))
+    for row in data.tokens.tolist():
+        assert row == [USER, *row[1:3], SPEAK, ASSISTANT, *row[1:3], EOS]
+
+
+def test_echo_distance():
+    m = 5
+    cfg = task_cfg(name="echo", message_length=m, min_gap=0, max_gap=30)
+    data = TASKS["echo"].make(cfg, 300, gen(3))
+    assert data.distance is not None and data.distance.shape == data.tokens.shape
+    for row, dist, start in zip(data.tokens.tolist(), data.distance.tolist(), data.answer_start.tolist()):
+        g = start - m - 3
+        expected = [-1] * len(row)
+        for j in range(m):
+            expected[start + j] = m + g + 2
+            # the distance really points at the source token
+            assert row[start + j - (m + g + 2)] == row[start + j]
+        assert dist == expected
+
+
+@pytest.mark.parametrize(
+    "name, extra",
+    [
+        ("barks", {}),
+        ("barks", {"min_barks": 1, "max_barks": 3}),
+        ("cycle", {"min_barks": 5, "max_barks": 30}),
+        ("echo", {"message_length": 4, "min_gap": 0, "max_gap": 12}),
+    ],
+)
+def test_right_padded_only_after_eos(name, extra):
+    cfg = task_cfg(name=name, **extra)
+    data = TASKS[name].make(cfg, 500, gen(4))
+    assert data.tokens.dtype == torch.long
+    lengths = set()
+    for row, start in zip(data.tokens.tolist(), data.answer_start.tolist()):
+        assert row.count(EOS) == 1
+        end = row.index(EOS)
+        assert PAD not in row[: end + 1]
+        assert all(t == PAD for t in row[end + 1 :])
+        assert row[start - 1] == ASSISTANT and row.count(ASSISTANT) == 1
+        assert end >= start
+        lengths.add(end + 1)
+    assert len(lengths) > 1  # sequences of varying length, so padding is exercised
+    assert max(lengths) == data.tokens.shape[1]  # no all-PAD trailing column
+
+
+@pytest.mark.parametrize("name, min_n, max_n", [("barks", 2, 10), ("cycle", 3, 6)])
+def test_speak_tasks_lengths_cover_range(name, min_n, max_n):
+    cfg = task_cfg(name=name, min_barks=min_n, max_barks=max_n)
+    data = TASKS[name].make(cfg, 3000, gen(5))
+    n = ((data.tokens != PAD).sum(1) - 4).tolist()
+    assert set(n) == set(range(min_n, max_n + 1))
+    assert (data.tokens[:, :3] == torch.tensor([USER, SPEAK, ASSISTANT])).all()
+    if name == "barks":
+        barks = data.tokens[:, 3 : 3 + min_n]
+        counts = torch.stack([(barks == b).sum() for b in BARKS]).double()
+        assert float(counts.min() / counts.max()) > 0.9
+
+
+def test_encode_decode_and_unknown_word():
+    assert tasks.encode("User: speak Assistant:") == [USER, SPEAK, ASSISTANT]
+    assert tasks.decode(tasks.encode("woof arf <EOS>")) == "woof arf <EOS>"
+    with pytest.raises(BarkError, match="meow") as info:
+        tasks.encode("User: woof meow Assistant:")
+    message = str(info.value)
+    assert all(word in message for word in tasks.VOCAB)  # it lists the vocabulary
+
+
+def test_vocabulary_order():
+    assert tasks.VOCAB == ["<PAD>", "<EOS>", "woof", "arf", "ruff", "grrr", "User:", "Assistant:", "speak"]
+
+
+@pytest.mark.parametrize(
+    "d, label",
+    [(1, "1-1"), (2, "2-3"), (3, "2-3"), (7, "4-7"), (8, "8-15"), (15, "8-15"), (16, "16-31"), (130, "128-255")],
+)
+def test_distance_bucket(d, label):
+    assert tasks.distance_bucket(d) == label
+
+
+def test_twenty_thousand_echo_sequences():
+    cfg = task_cfg(name="echo")  # defaults: message_length 8, gap 0..128
+    data = TASKS["echo"].make(cfg, 20_000, gen(6))
+    assert data.tokens.shape == (20_000, tasks.longest_sequence(cfg))
+    assert len(data) == 20_000
+    assert (data.tokens[:, 0] == USER).all()
+    assert int((data.tokens == EOS).sum()) == 20_000
+
+
+def test_stream_is_deterministic_and_named():
+    a = torch.randint(0, 1000, (10,), generator=tasks.stream(0, "train"))
+    b = torch.randint(0, 1000, (10,), generator=tasks.stream(0, "train"))
+    c = torch.randint(0, 1000, (10,), generator=tasks.stream(0, "val"))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
