@@ -10,6 +10,7 @@ from typing import List, Optional
 import torch
 import typer
 import yaml
+from rich.markup import escape
 
 from barkbench.config import load_config, pick_device, to_yaml
 from barkbench.errors import BarkError
@@ -42,7 +43,7 @@ def friendly(command):
         try:
             return command(*args, **kwargs)
         except BarkError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.code) from None
         except KeyboardInterrupt:
             err.print("interrupted", highlight=False)
@@ -84,13 +85,13 @@ def train(
     else:
         cfg = load_config(config, overrides or [])
         run = start_run(cfg, runs_dir)
-    err.print(f"run directory: {run}", highlight=False)
+    err.print(f"run directory: {run}", highlight=False, soft_wrap=True)
     start = read_json(run / "meta.json").get("step", 0)
     with training_progress(cfg.name, cfg.train.steps, start) as report:
         summary = run_training(run, cfg, resume=resume is not None, report=report)
     out.print(summary_table(summary))
     print_samples(read_jsonl(run / "samples.jsonl"))
-    out.print(f"wrote {run}", highlight=False)
+    out.print(f"wrote {run}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -134,6 +135,8 @@ def generate(
         raise BarkError(f"run {run} is {status}, not completed; finish it with `barkbench train --resume {run}` first")
     model = build_model(cfg.model).to(pick_device(cfg.device))
     load_weights(model, latest_checkpoint(run))
+    if prompt is not None and not prompt.split():
+        raise BarkError("--prompt is empty; give at least one word, such as --prompt 'User: speak Assistant:'")
     text = prompt or cfg.sample.prompt or sample_prompts(cfg.task, 1, seed)[0]
     ids = encode(text)
     generator = torch.Generator().manual_seed(seed)
@@ -204,7 +207,7 @@ def validate(
 
         barkbench validate --config configs/echo_gpt.yaml model.heads=3
     """
-    out.print(to_yaml(load_config(config, overrides or [])), end="", highlight=False)
+    out.print(to_yaml(load_config(config, overrides or [])), end="", highlight=False, soft_wrap=True)
 
 
 def main():

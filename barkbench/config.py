@@ -1,14 +1,16 @@
 """The run config: YAML plus dotted KEY=VALUE overrides, validated with every problem at once.
 
-Each section is a pydantic model that forbids unknown keys. A section's own consistency
-checks (heads dividing the width, min below max) run in its after-validator, so they are
-reported together with the type errors of other sections; checks that span sections run
-once every section is valid.
+Each section is a pydantic model that forbids unknown keys and fills in defaults that
+depend on other keys. Checks that relate several keys (heads dividing the width, a
+sequence fitting the context) live in CHECKS, outside pydantic, so they still run when
+some other key is wrong: every problem in a config is reported in one go.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
+import re
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -23,12 +25,6 @@ from barkbench.tasks import TASKS, encode, longest_sequence
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def _raise(problems: list[str]):
-    """Raise a section's problems together; describe_errors splits them back into sentences."""
-    if problems:
-        raise ValueError("\n".join(problems))
 
 
 class TaskConfig(Section):
@@ -47,12 +43,6 @@ class TaskConfig(Section):
         default = (100, 200) if self.name == "cycle" else (2, 10)
         self.min_barks = default[0] if self.min_barks is None else self.min_barks
         self.max_barks = default[1] if self.max_barks is None else self.max_barks
-        problems = []
-        if self.min_barks > self.max_barks:
-            problems.append(f"task.min_barks ({self.min_barks}) is above task.max_barks ({self.max_barks}); swap them")
-        if self.min_gap > self.max_gap:
-            problems.append(f"task.min_gap ({self.min_gap}) is above task.max_gap ({self.max_gap}); swap them")
-        _raise(problems)
         return self
 
 
@@ -69,15 +59,6 @@ class ModelConfig(Section):
     @model_validator(mode="after")
     def _resolve(self):
         self.ffn_dim = self.ffn_dim or 4 * self.embedding_dim
-        if self.name == "gpt" and self.embedding_dim % self.heads:
-            fits = [h for h in range(1, self.embedding_dim + 1) if self.embedding_dim % h == 0]
-            nearest = min(fits, key=lambda h: abs(h - self.heads))
-            _raise(
-                [
-                    f"model.heads ({self.heads}) does not divide model.embedding_dim ({self.embedding_dim}); "
-                    f"use a heads value that divides it, such as {nearest}"
-                ]
-            )
         return self
 
 
@@ -131,8 +112,11 @@ class RunConfig(Section):
     @field_validator("name")
     @classmethod
     def _plain_name(cls, name):
-        if name is not None and (not name or any(c in name for c in "/\\:") or name.startswith(".")):
-            raise ValueError(f"name ({name!r}) must be a plain word usable as a directory name, like gpt-echo")
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise ValueError(
+                f"name ({name!r}) must be a plain word of letters, digits, '.', '_' or '-' "
+                "(it starts the run directory's name), like gpt-echo"
+            )
         return name
 
     @field_validator("device")
@@ -145,23 +129,60 @@ class RunConfig(Section):
         return device
 
     @model_validator(mode="after")
-    def _across_sections(self):
+    def _default_name(self):
         self.name = self.name or f"{self.model.name}-{self.task.name}"
-        longest = longest_sequence(self.task)
-        problems = []
-        if self.model.name == "gpt" and longest > self.model.context_length:
-            problems.append(
-                f"task sequences reach {longest} tokens but model.context_length is {self.model.context_length}; "
-                f"raise model.context_length to at least {longest} or shorten the task"
-            )
-        prompt = len(self.sample.prompt.split()) if self.sample.prompt else 0
-        if self.model.name == "gpt" and prompt > self.model.context_length:
-            problems.append(
-                f"sample.prompt has {prompt} tokens but model.context_length is {self.model.context_length}; "
-                "shorten the prompt"
-            )
-        _raise(problems)
         return self
+
+
+# ---- checks that relate several keys: (the keys they read, the check) ---------------------
+
+
+def _heads_divide_width(c: RunConfig):
+    m = c.model
+    if m.name == "gpt" and m.embedding_dim % m.heads:
+        nearest = min(
+            (h for h in range(1, m.embedding_dim + 1) if m.embedding_dim % h == 0), key=lambda h: abs(h - m.heads)
+        )
+        return (
+            f"model.heads ({m.heads}) does not divide model.embedding_dim ({m.embedding_dim}); "
+            f"use a heads value that divides it, such as {nearest}"
+        )
+
+
+def _sequences_fit_context(c: RunConfig):
+    longest = longest_sequence(c.task)
+    if c.model.name == "gpt" and longest > c.model.context_length:
+        return (
+            f"task sequences reach {longest} tokens but model.context_length is {c.model.context_length}; "
+            f"raise model.context_length to at least {longest} or shorten the task"
+        )
+
+
+def _prompt_fits_context(c: RunConfig):
+    length = len(c.sample.prompt.split()) if c.sample.prompt else 0
+    if c.model.name == "gpt" and length > c.model.context_length:
+        return f"sample.prompt has {length} tokens but model.context_length is {c.model.context_length}; shorten the prompt"
+
+
+def _ordered(low: str, high: str):
+    def check(c: RunConfig):
+        lo, hi = (getattr(c.task, k.split(".")[1]) for k in (low, high))
+        if lo > hi:
+            return f"{low} ({lo}) is above {high} ({hi}); swap them"
+
+    return check
+
+
+CHECKS = [
+    (("task.min_barks", "task.max_barks"), _ordered("task.min_barks", "task.max_barks")),
+    (("task.min_gap", "task.max_gap"), _ordered("task.min_gap", "task.max_gap")),
+    (("model.name", "model.heads", "model.embedding_dim"), _heads_divide_width),
+    (
+        ("model.name", "model.context_length", "task.name", "task.message_length", "task.max_gap", "task.max_barks"),
+        _sequences_fit_context,
+    ),
+    (("model.name", "model.context_length", "sample.prompt"), _prompt_fits_context),
+]
 
 
 # ---- reading, overriding and reporting ----------------------------------------------------
@@ -201,6 +222,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> list[str]:
             value = yaml.safe_load(text) if text else ""
         except yaml.YAMLError:
             value = text  # a plain string; the validator decides whether it fits the key
+        if isinstance(value, (dict, list)) and not text.lstrip().startswith(("{", "[")):
+            value = text  # `sample.prompt=User: speak` is text, not the mapping {User: speak}
         *parents, leaf = key.split(".")
         node = data
         for i, part in enumerate(parents):
@@ -216,23 +239,45 @@ def apply_overrides(data: dict, overrides: list[str]) -> list[str]:
 
 
 def known_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of a config, sections included ("model", "model.name", ...)."""
     keys = []
     for name, field in model.model_fields.items():
         sub = field.annotation
+        keys.append(prefix + name)
         if isinstance(sub, type) and issubclass(sub, BaseModel):
             keys += known_keys(sub, f"{prefix}{name}.")
-        else:
-            keys.append(prefix + name)
     return keys
 
 
 def did_you_mean(key: str, known: list[str]) -> str:
-    """The nearest known dotted key: by the whole path, else by its last part alone."""
+    """The nearest known dotted key (by the whole path, else by its last part), or the keys
+    that could have been meant in that place."""
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if not close:
         leaves = {k.rsplit(".", 1)[-1]: k for k in known}
         close = [leaves[m] for m in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.6)]
-    return f"; did you mean '{close[0]}'?" if close else f"; known keys are: {', '.join(known)}"
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    parent = key.rsplit(".", 1)[0] if "." in key else ""
+    siblings = [k for k in known if (k.rsplit(".", 1)[0] if "." in k else "") == parent]
+    return f"; the keys here are: {', '.join(siblings)}"
+
+
+# Pydantic's error types, in the words of a config file's reader.
+PLAIN = {
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "string_type": "must be text",
+    "bool_parsing": "must be true or false",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be above {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be below {lt}",
+    "literal_error": "must be one of {expected}",
+}
 
 
 def describe_errors(err: ValidationError, model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
@@ -243,13 +288,16 @@ def describe_errors(err: ValidationError, model: type[BaseModel] = RunConfig, pr
         key = prefix + ".".join(str(p) for p in e["loc"])
         value = e.get("input")
         if e["type"] == "extra_forbidden":
+            if isinstance(value, dict) and len(value) == 1:  # `trian.steps=5`: name the whole key
+                key = f"{key}.{next(iter(value))}"
             sentences.append(f"unknown key '{key}'{did_you_mean(key, known)}")
         elif e["type"] in ("model_type", "dict_type", "model_attributes_type"):
             sentences.append(f"{key} must be a section of `key: value` lines, but it is {value!r}")
         elif e["type"] == "value_error":
-            sentences += e["msg"].removeprefix("Value error, ").split("\n")
+            sentences.append(e["msg"].removeprefix("Value error, "))
         else:
-            msg = e["msg"][0].lower() + e["msg"][1:]
+            plain = PLAIN.get(e["type"])
+            msg = plain.format(**e.get("ctx", {})) if plain else e["msg"][0].lower() + e["msg"][1:]
             sentences.append(f"{key} {msg}, but it is {value!r}")
     return sentences
 
@@ -265,14 +313,34 @@ def problems_to_error(problems: list[str], source: str) -> BarkError:
 def validate(data: dict, source: str, problems: list[str] = ()) -> RunConfig:
     """A RunConfig from a mapping, or one BarkError listing these problems and the mapping's."""
     problems = list(problems)
-    cfg = None
+    bad: set[str] = set()
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
         problems += describe_errors(err)
+        bad = {".".join(str(p) for p in e["loc"]) for e in err.errors()}
+        # Run the checks on what is valid (defaults standing in for the rest), skipping any
+        # check that reads a key already reported.
+        cfg = RunConfig.model_validate(_without(data, bad))
+    for keys, check in CHECKS:
+        if not any(k == b or k.startswith(b + ".") for k in keys for b in bad):
+            problems += [message] if (message := check(cfg)) else []
     if problems:
         raise problems_to_error(problems, source)
     return cfg
+
+
+def _without(data: dict, bad: set[str]) -> dict:
+    """A copy of data without the keys at these dotted paths."""
+    data = copy.deepcopy(data)
+    for path in bad:
+        *parents, leaf = path.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return data
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:

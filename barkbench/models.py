@@ -64,6 +64,8 @@ class CausalSelfAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         if k.shape[2] == T:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        elif T == 1:  # one new token after a cache: it may see every key, so no mask at all
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         else:
             # New queries after a cache: query i sits at position (past + i) and sees keys up
             # to there. (is_causal would align the mask to the top left, which is wrong here.)

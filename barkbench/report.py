@@ -64,7 +64,7 @@ def summary_table(summary: dict) -> Table:
 def print_samples(samples: list[dict]) -> None:
     for i, s in enumerate(samples, 1):
         end = "" if s["stopped"] else " [yellow](no <EOS>)[/yellow]"
-        out.print(f"[dim]{i:>2}. {s['prompt']}[/dim] {s['text']}{end}", highlight=False)
+        out.print(f"[dim]{i:>2}. {s['prompt']}[/dim] {s['text']}{end}", highlight=False, soft_wrap=True)
 
 
 def age(seconds: float) -> str:

@@ -11,10 +11,12 @@ from barkbench.tasks import EOS, PAD
 def pick(
     logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """One token per row of [B, vocab] logits."""
+    """One token per row of [B, vocab] logits; never <PAD>, which only fills batches."""
+    logits = logits.float().cpu().clone()  # the generator lives on the CPU; leave the caller's logits be
+    logits[:, PAD] = float("-inf")
     if temperature == 0:
         return logits.argmax(-1)
-    logits = logits.float().cpu() / temperature  # the generator lives on the CPU
+    logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))

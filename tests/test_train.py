@@ -1,0 +1,168 @@
+"""Training: reproducible from the seed, task figures in summary.json, run directories, shipped configs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from barkbench.cli import app
+from barkbench.config import load_config, validate
+from barkbench.train import start_run, train
+
+CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+TIMING = {"tokens_per_second", "wall_seconds"}
+FEW_STEPS = [
+    "train.steps=2",
+    "train.eval_every=1",
+    "task.train_size=64",
+    "task.val_size=16",
+    "sample.num_samples=1",
+    "sample.max_new_tokens=5",
+]
+
+
+def run_training(data: dict, runs_dir: Path) -> Path:
+    cfg = validate(data, "test config")
+    run = start_run(cfg, runs_dir)
+    train(run, cfg)
+    return run
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def figures(run: Path) -> tuple[list[dict], dict, list[dict]]:
+    """metrics.jsonl rows, summary.json and samples.jsonl, without timing keys or the run's own name."""
+    metrics = [{k: v for k, v in row.items() if k not in TIMING} for row in read_jsonl(run / "metrics.jsonl")]
+    summary = json.loads((run / "summary.json").read_text())
+    summary = {k: v for k, v in summary.items() if k not in TIMING | {"name"}}
+    return metrics, summary, read_jsonl(run / "samples.jsonl")
+
+
+# ---- reproducibility ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["gpt", "lstm"])
+def test_same_config_and_seed_give_the_same_figures(tiny, tmp_path, model):
+    data = tiny()
+    data["model"]["name"] = model
+    data["model"]["dropout"] = 0.1  # dropout draws from the seeded generator too
+    first = figures(run_training(data, tmp_path / "a"))
+    second = figures(run_training(data, tmp_path / "b"))
+    assert len(first[0]) == 3
+    assert first == second
+
+
+def test_a_different_seed_gives_different_figures(tiny, tmp_path):
+    data = tiny()
+    first = figures(run_training(data, tmp_path / "a"))
+    data["seed"] = 1
+    second = figures(run_training(data, tmp_path / "b"))
+    assert [row["val_loss"] for row in first[0]] != [row["val_loss"] for row in second[0]]
+    assert first[1]["val_loss"] != second[1]["val_loss"]
+
+
+# ---- task figures ---------------------------------------------------------------------------
+
+
+def test_cycle_summary_has_stop_rate_and_cycle_adherence(tiny, tmp_path):
+    data = tiny()
+    data["task"] = {"name": "cycle", "min_barks": 4, "max_barks": 12, "train_size": 64, "val_size": 16}
+    data["sample"] = {"num_samples": 4, "max_new_tokens": 20}
+    run = run_training(data, tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["task"] == "cycle"
+    assert 0 <= summary["stop_rate"] <= 1
+    assert 0 <= summary["cycle_adherence"] <= 1
+    assert summary["floor_loss"] > 0  # only where <EOS> falls is uncertain
+    assert "accuracy_by_distance" not in summary
+    assert len(read_jsonl(run / "samples.jsonl")) == 4
+
+
+def test_echo_summary_has_accuracy_by_distance(tiny, tmp_path):
+    data = tiny()
+    m, min_gap, max_gap = 4, 0, 20
+    data["task"] = {
+        "name": "echo",
+        "message_length": m,
+        "min_gap": min_gap,
+        "max_gap": max_gap,
+        "train_size": 64,
+        "val_size": 64,
+    }
+    run = run_training(data, tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["floor_loss"] == 0
+    buckets = summary["accuracy_by_distance"]
+    assert buckets
+    lows = []
+    for label, accuracy in buckets.items():
+        match = re.fullmatch(r"(\d+)-(\d+)", label)
+        assert match, label
+        low, high = int(match[1]), int(match[2])
+        assert low <= high
+        # every message token is m + gap + 2 tokens from its copy
+        assert high >= m + min_gap + 2 and low <= m + max_gap + 2, label
+        assert 0 <= accuracy <= 1
+        lows.append(low)
+    assert lows == sorted(lows)
+    assert len(set(lows)) == len(lows)
+    for row in read_jsonl(run / "samples.jsonl"):
+        assert row["prompt"].startswith("User: ") and row["prompt"].endswith(" Assistant:")
+
+
+# ---- run directories ------------------------------------------------------------------------
+
+
+def test_runs_with_the_same_name_never_share_a_directory(tiny, tmp_path):
+    cfg = validate(tiny(), "test config")
+    runs = [start_run(cfg, tmp_path) for _ in range(20)]  # well within one second
+    assert len(set(runs)) == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(r.name for r in runs)
+    for run in runs:
+        assert run.name.startswith("tiny-")
+        assert (run / "config.yaml").is_file() and (run / "meta.json").is_file()
+
+
+def test_two_trainings_with_the_same_name_back_to_back(tiny, tmp_path):
+    first = run_training(tiny(), tmp_path)
+    second = run_training(tiny(), tmp_path)
+    assert first != second
+    for run in (first, second):
+        assert json.loads((run / "meta.json").read_text())["status"] == "completed"
+        assert len(read_jsonl(run / "metrics.jsonl")) == 3  # neither appended to the other
+
+
+# ---- every shipped config -------------------------------------------------------------------
+
+
+def test_there_are_shipped_configs():
+    assert len(CONFIGS) >= 5
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_config_validates(runner, path):
+    result = runner.invoke(app, ["validate", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_config_trains(runner, tmp_path, path):
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["train", "--config", str(path), "--runs-dir", str(runs), *FEW_STEPS])
+    assert result.exit_code == 0, result.output
+    (run,) = list(runs.iterdir())
+    cfg = load_config(path)
+    assert run.name.startswith(f"{cfg.name}-")
+    assert json.loads((run / "meta.json").read_text())["status"] == "completed"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 2
+    assert (summary["model"], summary["task"]) == (cfg.model.name, cfg.task.name)
+    assert ("accuracy_by_distance" in summary) == (cfg.task.name == "echo")
+    assert len(read_jsonl(run / "metrics.jsonl")) == 2
+    assert len(read_jsonl(run / "samples.jsonl")) == 1
