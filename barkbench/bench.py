@@ -4,7 +4,7 @@
 2. BarkGPT against the seed's construction at the same size: nn.TransformerEncoderLayer
    (post-norm, ReLU, batch_first) driven with an explicit causal mask. Target: >= 1.1x.
 3. Generation tokens/s for 200 new tokens with the key/value cache against re-running the
-   whole sequence at every step. Target: >= 5x.
+   whole sequence at every step, for 1 and 8 samples at once. Target: >= 5x.
 
 Rounds of each pair are interleaved and the median kept, so drift in the machine's speed
 hits both sides alike. Results go to the terminal and to runs/bench.json.
@@ -136,19 +136,28 @@ def main() -> None:
     gpt = build_model(load_config(*CONFIGS["gpt"]).model)
     with torch.no_grad():  # an untrained model must not stop early: both sides make all 200 tokens
         gpt.head.bias[EOS] = -1e4
-    cached, uncached = interleaved(lambda: generation_rate(gpt, True), lambda: generation_rate(gpt, False))
-    results["generation"] = {
-        "new_tokens": 200,
-        "samples": 1,
-        "cached_tokens_per_second": cached,
-        "uncached_tokens_per_second": uncached,
-        "ratio": cached / uncached,
-        "target": 5.0,
-    }
     gen = Table(title="barkbench: generating 200 new tokens with BarkGPT (echo size, CPU)")
-    for col in ("with cache tokens/s", "re-running tokens/s", "ratio"):
+    for col in ("samples", "with cache tokens/s", "re-running tokens/s", "ratio"):
         gen.add_column(col, justify="right")
-    gen.add_row(f"{cached:,.0f}", f"{uncached:,.0f}", f"{cached / uncached:.2f}x (target >= 5x)")
+    results["generation"] = []
+    # One sample is the worst case for the cache: a step of this tiny model is mostly fixed
+    # per-call cost that no cache removes. Eight is what a run samples at the end (sample.num_samples).
+    for samples in (1, 8):
+        cached, uncached = interleaved(
+            lambda: generation_rate(gpt, True, samples=samples),  # noqa: B023
+            lambda: generation_rate(gpt, False, samples=samples),  # noqa: B023
+        )
+        results["generation"].append(
+            {
+                "new_tokens": 200,
+                "samples": samples,
+                "cached_tokens_per_second": cached,
+                "uncached_tokens_per_second": uncached,
+                "ratio": cached / uncached,
+                "target": 5.0,
+            }
+        )
+        gen.add_row(str(samples), f"{cached:,.0f}", f"{uncached:,.0f}", f"{cached / uncached:.2f}x (target >= 5x)")
     out.print(gen)
 
     Path("runs").mkdir(exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -16,6 +17,16 @@ TINY = {
     "train": {"steps": 3, "batch_size": 8, "eval_every": 1, "eval_batch_size": 16},
     "sample": {"num_samples": 2, "max_new_tokens": 8},
 }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    # Test models are tiny and gain nothing from intra-op threads; on a busy 2-core machine
+    # a second thread that has to be woken for every small op makes a step many times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

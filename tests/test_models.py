@@ -18,16 +18,6 @@ SMALL = {"embedding_dim": 16, "hidden_size": 12, "layers": 2, "heads": 2, "ffn_d
 TINY_TASK = {"name": "barks", "min_barks": 1, "max_barks": 2}  # 6 tokens: fits any context_length here
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a busy 2-core machine a second
-    # thread makes an LSTM step hundreds of times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def model_cfg(name: str, **overrides):
     return RunConfig.model_validate({"task": TINY_TASK, "model": {**SMALL, "name": name, **overrides}}).model
 

@@ -15,16 +15,6 @@ SMALL = {"embedding_dim": 16, "hidden_size": 12, "layers": 2, "heads": 2, "ffn_d
 TINY_TASK = {"name": "barks", "min_barks": 1, "max_barks": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a busy 2-core machine a second
-    # thread makes a recurrent step hundreds of times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_model(name: str, seed: int = 1, eos_bias: float | None = -1e4, scale: float = 1.0, **overrides):
     """A seeded, untrained model. eos_bias sets the head's <EOS> bias (strongly negative: it never
     stops); scale multiplies the embedding and recurrent weights so greedy output varies."""

@@ -13,15 +13,6 @@ from barkbench.errors import BarkError
 from barkbench.tasks import ASSISTANT, BARKS, EOS, PAD, SPEAK, TASKS, USER
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small tensors gain nothing from intra-op threads, and a busy 2-core machine makes them costly.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def task_cfg(**task):
     return RunConfig.model_validate({"task": task}).task
 
