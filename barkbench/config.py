@@ -54,12 +54,26 @@ class ModelConfig(Section):
     heads: int = Field(4, ge=1, description="gpt only")
     ffn_dim: Optional[int] = Field(None, ge=1, description="gpt only; default 4 x embedding_dim")
     context_length: int = Field(512, ge=1, description="gpt only: longest sequence it accepts")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="on activations and attention weights")
+    attention: Optional[Literal["mha", "wrapper", "single", "simple", "none"]] = Field(
+        None, description="default: mha for gpt, none for rnn, lstm and gru"
+    )
+    positional: Literal["learned", "sinusoidal", "rope", "none"] = Field("learned", description="gpt only")
 
     @model_validator(mode="after")
     def _resolve(self):
         self.ffn_dim = self.ffn_dim or 4 * self.embedding_dim
+        self.attention = self.attention or ("mha" if self.name == "gpt" else "none")
         return self
+
+    @property
+    def width(self) -> int:
+        """The size of the vectors attention works on: the GPT's width, or an RNN's state."""
+        return self.embedding_dim if self.name == "gpt" else self.hidden_size
+
+    @property
+    def heads_used(self) -> int:
+        return self.heads if self.attention in ("mha", "wrapper") else 1
 
 
 class TrainConfig(Section):
@@ -108,6 +122,7 @@ class RunConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
+    eval: Optional[dict] = Field(None, description="task keys the validation set uses instead, e.g. {max_gap: 256}")
 
     @field_validator("name")
     @classmethod
@@ -128,6 +143,23 @@ class RunConfig(Section):
             raise ValueError("device is 'mps' but this machine has no MPS device; use device=auto or device=cpu")
         return device
 
+    @field_validator("eval")
+    @classmethod
+    def _task_keys(cls, eval):
+        if eval is not None:
+            try:
+                TaskConfig.model_validate(eval)
+            except ValidationError as err:
+                raise ValueError("\n".join(describe_errors(err, TaskConfig, "eval."))) from None
+        return eval
+
+    @property
+    def val_task(self) -> TaskConfig:
+        """The task the validation set is drawn from: the training task, with `eval` applied."""
+        if not self.eval:
+            return self.task
+        return TaskConfig.model_validate({**self.task.model_dump(), **self.eval})
+
     @model_validator(mode="after")
     def _default_name(self):
         self.name = self.name or f"{self.model.name}-{self.task.name}"
@@ -139,18 +171,22 @@ class RunConfig(Section):
 
 def _heads_divide_width(c: RunConfig):
     m = c.model
-    if m.name == "gpt" and m.embedding_dim % m.heads:
-        nearest = min(
-            (h for h in range(1, m.embedding_dim + 1) if m.embedding_dim % h == 0), key=lambda h: abs(h - m.heads)
-        )
+    key = "model.embedding_dim" if m.name == "gpt" else "model.hidden_size"
+    if m.attention != "none" and m.width % m.heads_used:
+        nearest = min((h for h in range(1, m.width + 1) if m.width % h == 0), key=lambda h: abs(h - m.heads))
         return (
-            f"model.heads ({m.heads}) does not divide model.embedding_dim ({m.embedding_dim}); "
+            f"model.heads ({m.heads}) does not divide {key} ({m.width}) for model.attention {m.attention}; "
             f"use a heads value that divides it, such as {nearest}"
+        )
+    if m.name == "gpt" and m.positional == "rope" and m.attention != "none" and (m.width // m.heads_used) % 2:
+        return (
+            f"model.positional rope rotates pairs of features, but each head has {m.width // m.heads_used} "
+            f"(model.embedding_dim {m.width} / {m.heads_used} heads), an odd number; pick sizes that make it even"
         )
 
 
 def _sequences_fit_context(c: RunConfig):
-    longest = longest_sequence(c.task)
+    longest = max(longest_sequence(c.task), longest_sequence(c.val_task))
     if c.model.name == "gpt" and longest > c.model.context_length:
         return (
             f"task sequences reach {longest} tokens but model.context_length is {c.model.context_length}; "
@@ -176,9 +212,27 @@ def _ordered(low: str, high: str):
 CHECKS = [
     (("task.min_barks", "task.max_barks"), _ordered("task.min_barks", "task.max_barks")),
     (("task.min_gap", "task.max_gap"), _ordered("task.min_gap", "task.max_gap")),
-    (("model.name", "model.heads", "model.embedding_dim"), _heads_divide_width),
     (
-        ("model.name", "model.context_length", "task.name", "task.message_length", "task.max_gap", "task.max_barks"),
+        (
+            "model.name",
+            "model.heads",
+            "model.embedding_dim",
+            "model.hidden_size",
+            "model.attention",
+            "model.positional",
+        ),
+        _heads_divide_width,
+    ),
+    (
+        (
+            "model.name",
+            "model.context_length",
+            "task.name",
+            "task.message_length",
+            "task.max_gap",
+            "task.max_barks",
+            "eval",
+        ),
         _sequences_fit_context,
     ),
     (("model.name", "model.context_length", "sample.prompt"), _prompt_fits_context),
@@ -294,7 +348,7 @@ def describe_errors(err: ValidationError, model: type[BaseModel] = RunConfig, pr
         elif e["type"] in ("model_type", "dict_type", "model_attributes_type"):
             sentences.append(f"{key} must be a section of `key: value` lines, but it is {value!r}")
         elif e["type"] == "value_error":
-            sentences.append(e["msg"].removeprefix("Value error, "))
+            sentences += e["msg"].removeprefix("Value error, ").split("\n")
         else:
             plain = PLAIN.get(e["type"])
             msg = plain.format(**e.get("ctx", {})) if plain else e["msg"][0].lower() + e["msg"][1:]

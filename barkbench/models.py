@@ -6,22 +6,41 @@ one they hold:
     logits, state = model(tokens, state=None)
 
 tokens is [B, T]; logits is [B, T, vocab]; state is what the model carries to continue the
-sequence (the hidden state of an RNN, the key/value cache of a GPT). Passing it back with
-the next tokens continues where the last call stopped, so generation costs one position
-per new token for both families.
+sequence (the hidden state of an RNN, the key/value caches of its attention layers). Passing
+it back with the next tokens continues where the last call stopped, so generation costs one
+position per new token for both families.
+
+`model.attention` picks the attention layer (barkbench/attention.py): a GPT's blocks use it,
+and an RNN given one attends over its own recurrent states before the head, the bridge
+between the two families. `model.positional` says how a GPT knows where a token is.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from barkbench.attention import ATTENTION
 from barkbench.tasks import VOCAB
 
 
+def build_attention(cfg, width: int, rope: bool = False):
+    """The config's attention layer over vectors of this width, or None for `none`."""
+    if cfg.attention == "none":
+        return None
+    return ATTENTION[cfg.attention](width, cfg.heads, cfg.dropout, rope)
+
+
+def cache_bytes(layers: int, length: int, width: int, element_size: int) -> int:
+    """A key and a value vector per position in every attention layer."""
+    return layers * 2 * length * width * element_size
+
+
 class BarkRNN(nn.Module):
-    """Embedding, a recurrent core (tanh RNN, LSTM or GRU), layer norm, linear head."""
+    """Embedding, a recurrent core (tanh RNN, LSTM or GRU), optionally causal attention over
+    the recurrent states, layer norm, linear head."""
 
     def __init__(self, cfg, core: type[nn.RNNBase]):
         super().__init__()
@@ -33,55 +52,37 @@ class BarkRNN(nn.Module):
             batch_first=True,
             dropout=cfg.dropout if cfg.layers > 1 else 0.0,  # torch only drops between layers
         )
+        self.attn = build_attention(cfg, cfg.hidden_size)
+        self.attn_norm = nn.LayerNorm(cfg.hidden_size) if self.attn else None
         self.norm = nn.LayerNorm(cfg.hidden_size)
         self.head = nn.Linear(cfg.hidden_size, len(VOCAB))
+        self.cache_length = cfg.context_length  # the length its attention's cache is reported at
 
     def forward(self, tokens, state=None):
-        out, state = self.core(self.embed(tokens), state)
-        return self.head(self.norm(out)), state
+        hidden, cache = state or (None, None)
+        out, hidden = self.core(self.embed(tokens), hidden)
+        if self.attn is not None:
+            a, cache = self.attn(self.attn_norm(out), cache)
+            out = out + a
+        return self.head(self.norm(out)), (hidden, cache)
 
     def state_bytes(self) -> int:
-        """Bytes of hidden state per sequence: one vector per layer (two for an LSTM: h and c)."""
+        """Bytes of state per sequence: one hidden vector per layer (two for an LSTM: h and c),
+        plus, with attention, its key/value cache at context_length."""
+        size = self.head.weight.element_size()
         vectors = self.core.num_layers * (2 if isinstance(self.core, nn.LSTM) else 1)
-        return vectors * self.core.hidden_size * self.head.weight.element_size()
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention on PyTorch's fused kernel; q, k and v from one projection."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        self.heads = cfg.heads
-        self.qkv = nn.Linear(cfg.embedding_dim, 3 * cfg.embedding_dim)
-        self.proj = nn.Linear(cfg.embedding_dim, cfg.embedding_dim)
-        self.dropout = cfg.dropout
-
-    def forward(self, x, cache=None):
-        B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in self.qkv(x).split(C, 2))
-        if cache is not None:
-            k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
-        p = self.dropout if self.training else 0.0
-        if k.shape[2] == T:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        elif T == 1:  # one new token after a cache: it may see every key, so no mask at all
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        else:
-            # New queries after a cache: query i sits at position (past + i) and sees keys up
-            # to there. (is_causal would align the mask to the top left, which is wrong here.)
-            past = k.shape[2] - T
-            mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(past)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C)), (k, v)
+        attention = cache_bytes(1, self.cache_length, self.core.hidden_size, size) if self.attn else 0
+        return vectors * self.core.hidden_size * size + attention
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attention(norm(x)), then x + feed-forward(norm(x))."""
+    """Pre-norm transformer block: x + attention(norm(x)), then x + feed-forward(norm(x)).
+    With attention `none` only the feed-forward half is left: no position sees another."""
 
     def __init__(self, cfg):
         super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.embedding_dim)
-        self.attn = CausalSelfAttention(cfg)
+        self.attn = build_attention(cfg, cfg.embedding_dim, rope=cfg.positional == "rope")
+        self.norm1 = nn.LayerNorm(cfg.embedding_dim) if self.attn else None
         self.norm2 = nn.LayerNorm(cfg.embedding_dim)
         self.ffn = nn.Sequential(
             nn.Linear(cfg.embedding_dim, cfg.ffn_dim),
@@ -92,19 +93,39 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, cache=None):
-        a, cache = self.attn(self.norm1(x), cache)
-        x = x + self.drop(a)
+        if self.attn is not None:
+            a, cache = self.attn(self.norm1(x), cache)
+            x = x + self.drop(a)
         return x + self.ffn(self.norm2(x)), cache
 
 
+def sinusoids(length: int, width: int) -> torch.Tensor:
+    """The fixed positional encoding of "Attention is all you need": sines and cosines of
+    geometrically spaced frequencies, so every offset is a fixed rotation of the features."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
+    table = torch.zeros(length, width)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq)[:, : width // 2]
+    return table
+
+
 class BarkGPT(nn.Module):
-    """Token and learned position embeddings, pre-norm causal blocks, final norm, linear head."""
+    """Token embedding plus a position signal, pre-norm causal blocks, final norm, linear head.
+
+    Its state is (position of the next token, one key/value cache per block).
+    """
 
     def __init__(self, cfg):
         super().__init__()
         self.context_length = cfg.context_length
+        self.positional = cfg.positional
         self.tok = nn.Embedding(len(VOCAB), cfg.embedding_dim)
-        self.pos = nn.Embedding(cfg.context_length, cfg.embedding_dim)
+        if cfg.positional == "learned":
+            self.pos = nn.Embedding(cfg.context_length, cfg.embedding_dim)
+        elif cfg.positional == "sinusoidal":
+            self.register_buffer("pos_table", sinusoids(cfg.context_length, cfg.embedding_dim), persistent=False)
+        # rope rotates queries and keys inside attention; none adds nothing at all
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.embedding_dim)
@@ -112,22 +133,26 @@ class BarkGPT(nn.Module):
         self.apply(_init_weights)
 
     def forward(self, tokens, state=None):
-        past = state[0][0].shape[2] if state else 0
+        past, caches = state or (0, [None] * len(self.blocks))
         T = tokens.shape[1]
         if past + T > self.context_length:
             raise ValueError(f"sequence of {past + T} tokens is longer than context_length {self.context_length}")
-        x = self.drop(self.tok(tokens) + self.pos(torch.arange(past, past + T, device=tokens.device)))
-        caches = []
-        for i, block in enumerate(self.blocks):
-            x, cache = block(x, state[i] if state else None)
-            caches.append(cache)
-        return self.head(self.norm(x)), caches
+        x = self.tok(tokens)
+        if self.positional == "learned":
+            x = x + self.pos(torch.arange(past, past + T, device=tokens.device))
+        elif self.positional == "sinusoidal":
+            x = x + self.pos_table[past : past + T]
+        x = self.drop(x)
+        new_caches = []
+        for block, cache in zip(self.blocks, caches):
+            x, cache = block(x, cache)
+            new_caches.append(cache)
+        return self.head(self.norm(x)), (past + T, new_caches)
 
     def state_bytes(self) -> int:
-        """Bytes of key/value cache per sequence at context_length: a key and a value vector
-        per position in every layer."""
-        width = self.tok.embedding_dim
-        return len(self.blocks) * 2 * self.context_length * width * self.head.weight.element_size()
+        """Bytes of key/value cache per sequence at context_length (none without attention)."""
+        layers = sum(block.attn is not None for block in self.blocks)
+        return cache_bytes(layers, self.context_length, self.tok.embedding_dim, self.head.weight.element_size())
 
 
 def _init_weights(module):

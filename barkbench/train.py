@@ -91,8 +91,8 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
     # weights and dropout from torch's global generator, the batch order from `batches`.
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    train_set, val_set = make_splits(cfg.task, cfg.seed)
-    floor = TASKS[cfg.task.name].floor(cfg.task)
+    train_set, val_set = make_splits(cfg.task, cfg.seed, cfg.val_task)
+    floor = TASKS[cfg.val_task.name].floor(cfg.val_task)  # the loss reported is the validation set's
     model = build_model(cfg.model).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices and embeddings
     no_decay = [p for p in model.parameters() if p.dim() < 2]  # biases and norm gains
@@ -249,7 +249,7 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
 def finish(run: Path, cfg: RunConfig, model, final: dict, floor: float) -> dict:
     """Samples at the end of training (samples.jsonl) and the summary figures."""
     sc = cfg.sample
-    prompts = [sc.prompt] * sc.num_samples if sc.prompt else sample_prompts(cfg.task, sc.num_samples, cfg.seed)
+    prompts = [sc.prompt] * sc.num_samples if sc.prompt else sample_prompts(cfg.val_task, sc.num_samples, cfg.seed)
     generator = stream(cfg.seed, "sampling")
     prompt_ids = [encode(p) for p in prompts]
     args = (sc.max_new_tokens, sc.temperature, sc.top_k, generator)
@@ -257,7 +257,7 @@ def finish(run: Path, cfg: RunConfig, model, final: dict, floor: float) -> dict:
         answers = generate(model, prompt_ids[0], len(prompts), *args)
     else:
         answers = [generate(model, ids, 1, *args)[0] for ids in prompt_ids]
-    verdicts, sample_summary = judge_samples(cfg.task, prompt_ids, answers)
+    verdicts, sample_summary = judge_samples(cfg.val_task, prompt_ids, answers)
     lines = []
     for prompt, answer, verdict in zip(prompts, answers, verdicts):
         stopped = answer[-1:] == [EOS]

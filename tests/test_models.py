@@ -153,6 +153,15 @@ def test_gpt_rejects_sequences_past_context_length():
 # ---- parameters and state --------------------------------------------------------------
 
 
+def state_size(state) -> int:
+    """Bytes of every tensor in a model's (nested) state."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, (tuple, list)):
+        return sum(state_size(s) for s in state)
+    return 0  # None, or the GPT's position counter
+
+
 @pytest.mark.parametrize("name, vectors", [("rnn", 1), ("gru", 1), ("lstm", 2)])
 @pytest.mark.parametrize("layers, hidden", [(1, 12), (3, 20)])
 def test_rnn_state_bytes(name, vectors, layers, hidden):
@@ -160,8 +169,7 @@ def test_rnn_state_bytes(name, vectors, layers, hidden):
     assert model.state_bytes() == vectors * layers * hidden * 4
     # and that is really the size of the state the model carries
     _, state = model(random_tokens(1, 4))
-    tensors = state if isinstance(state, tuple) else (state,)
-    assert sum(t.numel() * t.element_size() for t in tensors) == model.state_bytes()
+    assert state_size(state) == model.state_bytes()
 
 
 @pytest.mark.parametrize("layers, width, context", [(1, 16, 64), (3, 8, 100)])
@@ -170,7 +178,7 @@ def test_gpt_state_bytes(layers, width, context):
     assert model.state_bytes() == layers * 2 * context * width * 4
     # and that is the size of the key/value cache at context_length
     _, state = model(random_tokens(1, context))
-    assert sum(t.numel() * t.element_size() for layer in state for t in layer) == model.state_bytes()
+    assert state_size(state) == model.state_bytes()
 
 
 def rnn_core_params(gates: int, embed: int, hidden: int, layers: int) -> int:
