@@ -47,8 +47,8 @@ def attend(q, k, v, dropout: float, fused: bool):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout), None
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     scores = scores.masked_fill(~causal_mask(tq, tk, q.device), float("-inf"))
-    weights = torch.softmax(scores, dim=-1)
-    return F.dropout(weights, dropout) @ v, weights
+    weights = F.dropout(torch.softmax(scores, dim=-1), dropout)  # kept as they mixed the values
+    return weights @ v, weights
 
 
 def rotate(x: torch.Tensor, start: int) -> torch.Tensor:
