@@ -1,4 +1,4 @@
-"""The barkbench command line: train, generate, validate."""
+"""The barkbench command line: train, generate, runs, validate, compare, report."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import typer
 import yaml
 from rich.markup import escape
 
-from barkbench.config import load_config, pick_device, to_yaml
+from barkbench import compare as study
+from barkbench.config import load_config, to_yaml
 from barkbench.errors import BarkError
-from barkbench.models import build_model
-from barkbench.report import err, out, print_samples, runs_table, summary_table, training_progress
-from barkbench.rundir import find_runs, latest_checkpoint, load_weights, read_json, read_jsonl, shown_status
+from barkbench.inspection import inspect
+from barkbench.report import err, grid_table, out, print_samples, runs_table, summary_table, training_progress
+from barkbench.rundir import find_runs, read_json, read_jsonl, shown_status
 from barkbench.sample import generate as sample
 from barkbench.tasks import EOS, decode, encode, sample_prompts
-from barkbench.train import check_resumable, load_run_config, start_run
+from barkbench.train import check_resumable, load_completed, load_run_config, start_run
 from barkbench.train import train as run_training
 
 app = typer.Typer(
@@ -127,16 +128,8 @@ def generate(
 
         barkbench generate RUN --top-k 2 --seed 7 --max-new-tokens 50
     """
-    if not run.is_dir():
-        raise BarkError(f"run directory '{run}' does not exist; give the path of a run under runs/")
-    cfg = load_run_config(run)
-    status = shown_status(read_json(run / "meta.json"))
-    if status != "completed":
-        raise BarkError(f"run {run} is {status}, not completed; finish it with `barkbench train --resume {run}` first")
-    model = build_model(cfg.model).to(pick_device(cfg.device))
-    load_weights(model, latest_checkpoint(run))
-    if prompt is not None and not prompt.split():
-        raise BarkError("--prompt is empty; give at least one word, such as --prompt 'User: speak Assistant:'")
+    check_prompt(prompt)
+    cfg, model = load_completed(run)
     text = prompt or cfg.sample.prompt or sample_prompts(cfg.task, 1, seed)[0]
     ids = encode(text)
     generator = torch.Generator().manual_seed(seed)
@@ -208,6 +201,125 @@ def validate(
         barkbench validate --config configs/echo_gpt.yaml model.heads=3
     """
     out.print(to_yaml(load_config(config, overrides or [])), end="", highlight=False, soft_wrap=True)
+
+
+@app.command("compare")
+@friendly
+def compare_models(
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="A compare config (YAML), such as configs/compare/smoke.yaml.", show_default=False
+    ),
+    overrides: Optional[List[str]] = typer.Argument(
+        None, help="Dotted KEY=VALUE overrides of the base training config, e.g. train.steps=50.", show_default=False
+    ),
+    runs_dir: Path = RUNS_DIR,
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", min=1, help="Runs trained at once (default: one per CPU core).", show_default=False
+    ),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Finish an interrupted study directory.", show_default=False
+    ),
+):
+    """Train several models on the same data (every model x seed x sweep value), then report where each one forgets.
+
+    Writes a study directory holding one run directory per combination, results.json,
+    report.md and collapse.png, and prints the table. A failed run is recorded and the
+    others go on; --resume keeps the completed runs and finishes the rest.
+
+    Examples:
+
+        barkbench compare --config configs/compare/smoke.yaml
+
+        barkbench compare --config configs/compare/long_context.yaml --jobs 2 train.steps=500
+
+        barkbench compare --resume runs/long-context-20261122-101500-3f2a
+    """
+    if resume is not None:
+        if config is not None or overrides:
+            raise BarkError("--resume finishes a study with its own study.yaml; drop --config and the overrides")
+        if not resume.is_dir():
+            raise BarkError(f"study directory '{resume}' does not exist; give the path of one under runs/")
+        directory = resume
+    elif config is None:
+        raise BarkError(
+            "give a compare config with --config FILE (for example configs/compare/smoke.yaml), or --resume STUDY"
+        )
+    else:
+        directory = study.start_study(config, overrides or [], runs_dir)
+    err.print(f"study directory: {directory}", highlight=False, soft_wrap=True)
+    interrupted = study.run_study(directory, jobs)
+    rows = show_report(directory)
+    unfinished = [r["name"] for r in rows if r["status"] != "completed"]
+    if interrupted:
+        raise BarkError(f"interrupted; resume with: barkbench compare --resume {directory}", code=130)
+    if unfinished:
+        raise BarkError(
+            f"{len(unfinished)} of {len(rows)} runs did not complete ({', '.join(unfinished)}); report.md says why. "
+            f"Try them again with: barkbench compare --resume {directory}",
+            code=1,
+        )
+
+
+@app.command("report")
+@friendly
+def report_study(directory: Path = typer.Argument(..., help="A study directory made by `barkbench compare`.")):
+    """Re-render a study's results.json, report.md and collapse.png from its run directories, without training.
+
+    Examples:
+
+        barkbench report runs/long-context-20261122-101500-3f2a
+
+        barkbench report runs/smoke-20261122-093000-1c2d
+    """
+    if not directory.is_dir():
+        raise BarkError(f"study directory '{directory}' does not exist; give the path of one under runs/")
+    show_report(directory)
+
+
+@app.command("inspect")
+@friendly
+def inspect_run(
+    run: Path = typer.Argument(..., help="A completed run directory.", show_default=False),
+    prompt: Optional[str] = typer.Option(
+        None,
+        help="Inspect this prompt and the model's own answer (default: a sequence of the run's task).",
+        show_default=False,
+    ),
+    out_dir: Optional[Path] = typer.Option(
+        None, "--out", help="Where the PNG files go (default: RUN/inspect).", show_default=False
+    ),
+):
+    """Draw what a trained model attends to (attention-layer<N>.png, one panel per head) and how far back
+    the answer's loss reaches (gradients.png: gradient norm at every earlier position, log scale).
+
+    Examples:
+
+        barkbench inspect runs/echo-gpt-20261122-101500-3f2a
+
+        barkbench inspect runs/echo-rnn-20261122-101500-3f2a --out pictures/rnn
+
+        barkbench inspect RUN --prompt "User: woof arf ruff grrr speak woof Assistant:"
+    """
+    check_prompt(prompt)
+    cfg, model = load_completed(run, torch.device("cpu"))  # pictures need no accelerator
+    for path in inspect(cfg, model, prompt, out_dir or run / "inspect"):
+        out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def check_prompt(prompt: str | None) -> None:
+    if prompt is not None and not prompt.split():
+        raise BarkError("--prompt is empty; give at least one word, such as --prompt 'User: speak Assistant:'")
+
+
+def show_report(directory: Path) -> list[dict]:
+    """Write the study's report files, print its table and sentences; return its rows."""
+    report = study.write_report(directory)
+    for title, headers, cells in report["tables"]:
+        out.print(grid_table(title, headers, cells))
+    for group in report["groups"]:
+        out.print(f"- {escape(group['sentence'])}", highlight=False, soft_wrap=True)
+    out.print(f"wrote {directory / 'results.json'}, report.md and collapse.png", highlight=False, soft_wrap=True)
+    return report["rows"]
 
 
 def main():

@@ -5,7 +5,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 out = Console()  # results: stdout, so they can be piped
@@ -14,28 +15,10 @@ err = Console(stderr=True)  # progress and messages: stderr
 
 @contextmanager
 def training_progress(name: str, steps: int, start: int = 0):
-    """A progress bar with step, loss, tokens/s and the last validation accuracy; yields the
-    `report` callback that `train` calls after every step."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("val acc {task.fields[acc]}"),
-        TextColumn("{task.fields[tps]} tok/s"),
-        TimeRemainingColumn(),
-        console=err,
-    )
-    task = progress.add_task(name, total=steps, completed=start, loss="-", acc="-", tps="-")
-
-    def report(f: dict):
-        acc = "-" if f["val_accuracy"] is None else f"{f['val_accuracy']:.3f}"
-        progress.update(
-            task, completed=f["step"], loss=f"{f['loss']:.4f}", acc=acc, tps=f"{f['tokens_per_second']:,.0f}"
-        )
-
-    with progress:
-        yield report
+    """A progress bar for one run; yields the `report` callback that `train` calls after every step."""
+    with study_progress([name], [steps], [start]) as show:
+        show(0, {"status": "running"})
+        yield lambda fields: show(0, fields)
 
 
 def fmt(value) -> str:
@@ -103,3 +86,53 @@ def runs_table(rows: list[dict]) -> Table:
             age(r["age_seconds"]),
         )
     return table
+
+
+@contextmanager
+def study_progress(names: list[str], steps: list[int], start: list[int]):
+    """One progress display for every run of a study, one line each; yields show(index, fields),
+    where fields are what `train` reports after a step, or {"status": ...}."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("val acc {task.fields[acc]}"),
+        TextColumn("{task.fields[tps]} tok/s"),
+        TextColumn("{task.fields[status]}"),
+        console=err,
+    )
+    tasks = [
+        progress.add_task(n, total=s, completed=c, loss="-", acc="-", tps="-", status="[dim]queued[/dim]")
+        for n, s, c in zip(names, steps, start)
+    ]
+
+    def show(i: int, f: dict):
+        if "status" in f:
+            style = STATUS_STYLE.get(f["status"], "dim")
+            progress.update(tasks[i], status=f"[{style}]{f['status']}[/{style}]")
+            return
+        acc = "-" if f["val_accuracy"] is None else f"{f['val_accuracy']:.3f}"
+        progress.update(
+            tasks[i], completed=f["step"], loss=f"{f['loss']:.4f}", acc=acc, tps=f"{f['tokens_per_second']:,.0f}"
+        )
+
+    with progress:
+        yield show
+
+
+def grid_table(title: str, headers: list[str], cells: list[list[str]], left: int = 1) -> Table:
+    """A table of text cells: the first `left` columns (names) to the left, the figures to the right."""
+    table = Table(title=title)
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i < left else "right")
+    for row in cells:
+        table.add_row(*map(escape, row))  # cells are plain text, never markup
+    return table
+
+
+def markdown_table(headers: list[str], cells: list[list[str]], left: int = 1) -> str:
+    """The same as a markdown table."""
+    align = [":---" if i < left else "---:" for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])

@@ -69,6 +69,19 @@ def load_run_config(run: Path) -> RunConfig:
     return validate(read_yaml(run / "config.yaml"), str(run / "config.yaml"))
 
 
+def load_completed(run: Path, device: torch.device | None = None) -> tuple[RunConfig, torch.nn.Module]:
+    """The config and trained model of a completed run; a clear error for anything else."""
+    if not run.is_dir():
+        raise BarkError(f"run directory '{run}' does not exist; give the path of a run under runs/")
+    cfg = load_run_config(run)
+    status = shown_status(read_json(run / "meta.json"))
+    if status != "completed":
+        raise BarkError(f"run {run} is {status}, not completed; finish it with `barkbench train --resume {run}` first")
+    model = build_model(cfg.model).to(device or pick_device(cfg.device))
+    load_weights(model, latest_checkpoint(run))
+    return cfg, model
+
+
 def check_resumable(run: Path) -> None:
     meta = read_json(run / "meta.json")
     status = shown_status(meta)
@@ -205,9 +218,7 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
                 }
                 append_metrics(run, result)
                 loss_sum, loss_steps = 0.0, 0
-            if step % tc.checkpoint_every == 0 or step == tc.steps or stop:
-                checkpoint_now()
-            if report:
+            if report:  # before the checkpoint: a signal that lands while the display redraws still gets one
                 report(
                     {
                         "step": step,
@@ -217,6 +228,8 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
                         "val_accuracy": result.get("val_accuracy"),
                     }
                 )
+            if step % tc.checkpoint_every == 0 or step == tc.steps or stop:
+                checkpoint_now()
             if stop and step < tc.steps:
                 update_meta(run, status="interrupted", ended=now())
                 raise BarkError(
@@ -224,7 +237,9 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
                     f"Resume with: barkbench train --resume {run}",
                     code=EXIT_ON_SIGNAL[stop[0]],
                 )
-        summary = finish(run, cfg, model, result, floor)
+        if not result:  # resumed from the final checkpoint of a run killed while it sampled
+            result = {"step": step, **evaluate(model, val_set, tc.eval_batch_size, device)}
+        summary = sample_and_summarize(run, cfg, model, result, floor)
         summary.update(
             params=params,
             state_bytes=state_bytes,
@@ -246,7 +261,7 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
             signal.signal(s, h)
 
 
-def finish(run: Path, cfg: RunConfig, model, final: dict, floor: float) -> dict:
+def sample_and_summarize(run: Path, cfg: RunConfig, model, final: dict, floor: float) -> dict:
     """Samples at the end of training (samples.jsonl) and the summary figures."""
     sc = cfg.sample
     prompts = [sc.prompt] * sc.num_samples if sc.prompt else sample_prompts(cfg.val_task, sc.num_samples, cfg.seed)

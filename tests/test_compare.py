@@ -1,0 +1,315 @@
+"""The compare study: expansion, validation, the study directory, resume, failures, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from barkbench import compare
+from barkbench.cli import app
+from barkbench.errors import BarkError
+from barkbench.rundir import read_jsonl
+
+SMOKE = Path(__file__).resolve().parent.parent / "configs" / "compare" / "smoke.yaml"
+PNG = b"\x89PNG\r\n\x1a\n"
+# A few steps of the tiniest models: every run of a study here trains in well under a second.
+FAST = {
+    "task": {"name": "echo", "message_length": 2, "min_gap": 0, "max_gap": 6, "train_size": 64, "val_size": 32},
+    "model": {"embedding_dim": 8, "hidden_size": 8, "layers": 1, "heads": 2, "context_length": 16},
+    "train": {"steps": 4, "batch_size": 8, "eval_every": 2, "eval_batch_size": 32},
+    "sample": {"num_samples": 1, "max_new_tokens": 4},
+}
+
+
+def study_config(**changes) -> dict:
+    return {
+        "name": "study",
+        "base": yaml.safe_load(yaml.safe_dump(FAST)),
+        "models": [{"name": "rnn"}, {"name": "gpt"}],
+        "seeds": [0, 1],
+        **changes,
+    }
+
+
+def start(write_config, tmp_path, data: dict, overrides=()) -> Path:
+    return compare.start_study(write_config(data, "study.yaml"), list(overrides), tmp_path / "runs")
+
+
+def runs_by_name(study: Path) -> dict[str, Path]:
+    return {yaml.safe_load((p / "config.yaml").read_text())["name"]: p for p in study.iterdir() if p.is_dir()}
+
+
+def results(study: Path) -> dict:
+    return json.loads((study / "results.json").read_text())
+
+
+# ---- expansion and validation, nothing trained -------------------------------------------
+
+
+def test_models_seeds_and_sweep_expand_to_every_combination(tmp_path):
+    data = study_config(sweep={"task.max_gap": [4, 6], "train.lr": [0.01]})
+    spec, combos = compare.plan(data, "study.yaml", tmp_path)
+    assert len(combos) == 2 * 2 * 2
+    assert [c["name"] for c in combos[:4]] == [
+        "rnn-s0-max_gap4-lr0.01",
+        "rnn-s0-max_gap6-lr0.01",
+        "rnn-s1-max_gap4-lr0.01",
+        "rnn-s1-max_gap6-lr0.01",
+    ]
+    seen = {(c["config"].model.name, c["seed"], c["config"].task.max_gap) for c in combos}
+    assert seen == {(m, s, g) for m in ("rnn", "gpt") for s in (0, 1) for g in (4, 6)}
+    for c in combos:
+        assert c["config"].name == c["name"] and c["config"].seed == c["seed"]
+        assert c["config"].train.lr == 0.01
+        assert c["sweep"] == {"task.max_gap": c["config"].task.max_gap, "train.lr": 0.01}
+    assert spec["base"] == FAST  # written inline, so study.yaml needs nothing else
+
+
+def test_models_of_the_same_name_get_labels_that_tell_them_apart(tmp_path):
+    models = [{"name": "rnn", "hidden_size": 4}, {"name": "rnn", "hidden_size": 8}, {"positional": "rope"}, {}]
+    _, combos = compare.plan(study_config(models=models), "study.yaml", tmp_path)
+    labels = ["rnn-hidden_size4", "rnn-hidden_size8", "gpt-positional_rope", "gpt"]
+    assert list(dict.fromkeys(c["label"] for c in combos)) == labels
+    assert {c["config"].model.hidden_size for c in combos if c["label"] == "rnn-hidden_size4"} == {4}
+
+
+def test_the_collapse_point_and_the_sentence_say_what_the_numbers_show():
+    by_seed = [[0.99, 0.97, 0.62, 0.30, 0.26], [0.97, 0.97, 0.58, 0.32, 0.28], [0.98, 0.97, 0.60, 0.31, 0.27]]
+    buckets = ["8-15", "16-31", "32-63", "64-127", "128-255"]
+    rows = [
+        {
+            "status": "completed",
+            "label": "lstm",
+            "model": "lstm",
+            "sweep": {},
+            "val_accuracy": 0.6,
+            "params": 10,
+            "accuracy_by_distance": dict(zip(buckets, acc)),
+        }
+        for acc in by_seed
+    ] + [{"status": "failed", "label": "lstm", "model": "lstm", "sweep": {}}]
+    (group,) = compare.aggregate(rows, [{"group": "lstm"}] * 4)
+    assert (group["runs"], group["completed"], group["collapse"]) == (4, 3, "32-63")
+    assert group["accuracy_by_distance"]["8-15"] == {"mean": pytest.approx(0.98), "std": pytest.approx(0.01)}
+    assert group["params"] == {"mean": 10, "std": 0.0} and group["val_loss"] is None
+    assert group["sentence"] == (
+        "lstm holds 0.97 accuracy up to distance 31 and falls below 0.9 at 32-63 (0.60); at 128-255 it is at 0.27, "
+        "near chance (0.25) (1 of its 4 runs did not complete; see the runs below)."
+    )
+
+
+def test_overrides_reach_every_run_and_model_entries_override_the_base_model(tmp_path, write_config):
+    data = study_config(models=[{"name": "rnn", "hidden_size": 4}, {"name": "gpt"}], overrides={"train.lr": 0.02})
+    base = write_config(data.pop("base"), "base.yaml")
+    data["base"] = base.name  # a path, relative to the compare file
+    study = start(write_config, tmp_path, data, ["train.steps=2", "model.layers=2"])
+    combos = compare.load_study(study)
+    assert len(combos) == 4
+    for c in combos:
+        cfg = c["config"]
+        assert (cfg.train.steps, cfg.train.lr, cfg.model.layers) == (2, 0.02, 2)
+        assert cfg.model.hidden_size == (4 if cfg.model.name == "rnn" else 8)
+        assert cfg.model.embedding_dim == 8  # from the base's model section
+    assert "train.steps=2" in (study / "study.yaml").read_text()  # says how it was run
+
+
+def test_a_bad_compare_config_reports_every_problem_exits_2_and_writes_nothing(tmp_path, write_config, runner):
+    data = study_config(seed=[0], models=[{"name": "rnn", "hiden_size": 4}, {"name": "gpt", "heads": 3}])
+    data["base"]["train"]["stepz"] = 5
+    path = write_config(data, "bad.yaml")
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["compare", "--config", str(path), "--runs-dir", str(runs), "train.lr=-1"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.stdout == ""
+    for words in ("unknown key 'seed'", "'seeds'", "unknown key 'train.stepz'", "'train.steps'", "train.lr"):
+        assert words in result.stderr, result.stderr
+    assert not runs.exists()
+
+
+def test_the_runs_are_checked_too_each_problem_once(tmp_path, write_config, runner):
+    data = study_config(models=[{"name": "rnn", "hiden_size": 4}, {"name": "gpt", "heads": 3}])
+    result = runner.invoke(app, ["compare", "--config", str(write_config(data)), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert result.stderr.count("model.hiden_size") == 1  # for rnn-s0 only, not again for rnn-s1
+    assert "'model.hidden_size'" in result.stderr and "model.heads (3)" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"models": []}, ["models must list at least one model"]),
+        ({"base": 3}, ["base must be the path of a training config"]),
+        ({"base": "missing.yaml"}, ["missing.yaml", "does not exist"]),
+        ({"sweep": {"task.max_gap": 4}}, ["sweep.task.max_gap must be a non-empty list"]),
+        ({"sweep": {"seed": [1, 2]}}, ["sweep cannot set 'seed'"]),
+        ({"seeds": [0, 0]}, ["repeats a seed"]),
+        ({"name": "a/b"}, ["name ('a/b') must be a plain word"]),
+    ],
+)
+def test_bad_compare_keys_are_plain_sentences(tmp_path, write_config, runner, changes, words):
+    path = write_config(study_config(**changes))
+    result = runner.invoke(app, ["compare", "--config", str(path), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    for word in words:
+        assert word in result.stderr, result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_needs_a_study_directory(tmp_path, runner):
+    result = runner.invoke(app, ["compare", "--resume", str(tmp_path)])
+    assert result.exit_code == 2 and "no study.yaml" in result.stderr
+    result = runner.invoke(app, ["compare", "--resume", str(tmp_path), "--config", str(SMOKE)])
+    assert result.exit_code == 2 and "drop --config" in result.stderr
+
+
+# ---- a study end to end --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, runner):
+    """The shipped smoke study through the CLI, cut to a few steps, trained in this process."""
+    runs = tmp_path_factory.mktemp("smoke") / "runs"
+    args = ["compare", "--config", str(SMOKE), "--runs-dir", str(runs), "--jobs", "1"]
+    args += ["train.steps=3", "train.eval_every=3", "task.train_size=64", "task.val_size=32", "sample.num_samples=1"]
+    result = runner.invoke(app, args)
+    (study,) = runs.iterdir()
+    return {"result": result, "runs": runs, "study": study}
+
+
+def test_the_smoke_study_writes_a_study_directory_and_prints_the_table(smoke):
+    result, study = smoke["result"], smoke["study"]
+    assert result.exit_code == 0, result.output
+    assert study.name.startswith("smoke-")
+    assert {p.name for p in study.iterdir() if p.is_file()} == {
+        "study.yaml",
+        "results.json",
+        "report.md",
+        "collapse.png",
+    }
+    assert sorted(runs_by_name(study)) == ["gpt-s0", "gpt-s1", "rnn-s0", "rnn-s1"]
+    for line in ("accuracy by distance", "collapse", "rnn", "gpt"):
+        assert line in result.stdout
+    report = (study / "report.md").read_text()
+    assert "| model | runs | params | state bytes | val loss | excess loss | val acc |" in report
+    assert report.count("\n- rnn ") == 1 and report.count("\n- gpt ") == 1  # a sentence per model
+    assert (study / "collapse.png").read_bytes()[:8] == PNG
+
+
+def test_results_rows_match_the_run_directories(smoke):
+    study = smoke["study"]
+    rows = results(study)["runs"]
+    assert len(rows) == 4
+    for row in rows:
+        run = study / row["run"]
+        summary = json.loads((run / "summary.json").read_text())
+        assert row["name"] == yaml.safe_load((run / "config.yaml").read_text())["name"]
+        assert (row["model"], row["seed"], row["status"]) == (summary["model"], summary["seed"], "completed")
+        for key in ("params", "state_bytes", "val_loss", "val_accuracy", "excess_loss", "accuracy_by_distance"):
+            assert row[key] == summary[key]
+    models = results(study)["models"]
+    assert [m["name"] for m in models] == ["rnn", "gpt"]
+    accuracy = [r["val_accuracy"] for r in rows if r["model"] == "gpt"]
+    assert models[1]["val_accuracy"]["mean"] == pytest.approx(sum(accuracy) / 2)
+
+
+def test_report_re_renders_without_training(smoke, runner):
+    study = smoke["study"]
+    before = results(study)
+    for name in ("results.json", "report.md", "collapse.png"):
+        (study / name).unlink()
+    result = runner.invoke(app, ["report", str(study)])
+    assert result.exit_code == 0, result.output
+    assert results(study) == before
+    assert (study / "collapse.png").read_bytes()[:8] == PNG and (study / "report.md").exists()
+
+
+def test_runs_lists_the_runs_inside_the_study(smoke, runner):
+    result = runner.invoke(app, ["runs", str(smoke["runs"])])
+    assert result.exit_code == 0
+    assert result.stdout.count("completed") == 4 and result.stdout.count("smoke-") == 4
+
+
+# ---- failures and resume -------------------------------------------------------------------
+
+
+def test_a_failing_run_is_recorded_and_the_others_go_on_then_resume_finishes_it(
+    tmp_path, write_config, runner, monkeypatch
+):
+    real_train = compare.train
+
+    def gpt_breaks_at_step_3(run, cfg, resume=False, report=None):
+        def report_then_break(fields):
+            if cfg.model.name == "gpt" and fields["step"] == 3:
+                raise RuntimeError("the gpu caught fire")
+
+        return real_train(run, cfg, resume=resume, report=report_then_break)
+
+    monkeypatch.setattr(compare, "train", gpt_breaks_at_step_3)
+    path = write_config(study_config())
+    args = ["compare", "--config", str(path), "--runs-dir", str(tmp_path / "runs"), "--jobs", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "2 of 4 runs did not complete (gpt-s0, gpt-s1)" in result.stderr
+    (study,) = (tmp_path / "runs").iterdir()
+    rows = {r["name"]: r for r in results(study)["runs"]}
+    assert [rows[n]["status"] for n in ("rnn-s0", "rnn-s1", "gpt-s0", "gpt-s1")] == ["completed"] * 2 + ["failed"] * 2
+    assert "the gpu caught fire" in rows["gpt-s0"]["message"]
+    assert "the gpu caught fire" in (study / "report.md").read_text()
+
+    runs = runs_by_name(study)
+    kept = {n: (runs[n] / "metrics.jsonl").stat().st_mtime_ns for n in ("rnn-s0", "rnn-s1")}
+    monkeypatch.setattr(compare, "train", real_train)
+    result = runner.invoke(app, ["compare", "--resume", str(study), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "2 runs to train (2 completed runs kept)" in result.stderr
+    assert runs_by_name(study) == runs  # the same directories, none added
+    assert {n: (runs[n] / "metrics.jsonl").stat().st_mtime_ns for n in kept} == kept  # not retrained
+    assert all(r["status"] == "completed" for r in results(study)["runs"])
+    # the failed runs went on from their checkpoint at step 2, repeating no step
+    assert [row["step"] for row in read_jsonl(runs["gpt-s0"] / "metrics.jsonl")] == [2, 4]
+
+
+def test_a_resumed_study_with_nothing_left_to_do_trains_nothing(smoke, runner):
+    study = smoke["study"]
+    before = {n: (p / "meta.json").stat().st_mtime_ns for n, p in runs_by_name(study).items()}
+    result = runner.invoke(app, ["compare", "--resume", str(study)])
+    assert result.exit_code == 0, result.output
+    assert {n: (p / "meta.json").stat().st_mtime_ns for n, p in runs_by_name(study).items()} == before
+
+
+def test_a_run_still_running_is_not_touched(tmp_path, write_config):
+    study = start(write_config, tmp_path, study_config(models=[{"name": "rnn"}], seeds=[0]))
+    compare.run_study(study, jobs=1)
+    (run,) = runs_by_name(study).values()
+    meta = json.loads((run / "meta.json").read_text())
+    (run / "meta.json").write_text(json.dumps({**meta, "status": "running", "pid": 1, "host": meta["host"]}))
+    with pytest.raises(BarkError, match="still running"):
+        compare.run_study(study, jobs=1)
+
+
+# ---- worker processes and the cycle plot ---------------------------------------------------
+
+
+def test_parallel_jobs_train_every_run_in_worker_processes(tmp_path, write_config):
+    study = start(write_config, tmp_path, study_config(seeds=[0]))
+    assert compare.run_study(study, jobs=2) is False
+    report = compare.write_report(study)
+    assert [r["status"] for r in report["rows"]] == ["completed", "completed"]
+    pids = {json.loads((p / "meta.json").read_text())["pid"] for p in runs_by_name(study).values()}
+    assert len(pids) == 2 and not pids & {__import__("os").getpid()}
+
+
+def test_a_cycle_study_plots_stop_rate_and_cycle_adherence(tmp_path, write_config):
+    base = yaml.safe_load(yaml.safe_dump(FAST))
+    base["task"] = {"name": "cycle", "min_barks": 2, "max_barks": 6, "train_size": 64, "val_size": 32}
+    base["sample"] = {"num_samples": 2, "max_new_tokens": 8}
+    study = start(write_config, tmp_path, study_config(base=base, seeds=[0]))
+    compare.run_study(study, jobs=1)
+    report = compare.write_report(study)
+    assert all(0 <= g["stop_rate"]["mean"] <= 1 and "cycle" in g["sentence"] for g in report["groups"])
+    assert "stop rate" in report["tables"][0][1] and "collapse" not in report["tables"][0][1]
+    assert (study / "collapse.png").read_bytes()[:8] == PNG
