@@ -73,16 +73,11 @@ def train(
 
         barkbench train --resume runs/gpt-echo-20261122-101500-3f2a
     """
+    check_sources(config, overrides, resume, "run", "config.yaml", "configs/baby.yaml")
     if resume is not None:
-        if config is not None or overrides:
-            raise BarkError("--resume continues a run with its own config.yaml; drop --config and the overrides")
-        if not resume.is_dir():
-            raise BarkError(f"run directory '{resume}' does not exist; give the path of a run under runs/")
         cfg = load_run_config(resume)
         check_resumable(resume)
         run = resume
-    elif config is None:
-        raise BarkError("give a config with --config FILE (for example configs/baby.yaml), or --resume RUN")
     else:
         cfg = load_config(config, overrides or [])
         run = start_run(cfg, runs_dir)
@@ -234,16 +229,9 @@ def compare_models(
 
         barkbench compare --resume runs/long-context-20261122-101500-3f2a
     """
+    check_sources(config, overrides, resume, "study", "study.yaml", "configs/compare/smoke.yaml")
     if resume is not None:
-        if config is not None or overrides:
-            raise BarkError("--resume finishes a study with its own study.yaml; drop --config and the overrides")
-        if not resume.is_dir():
-            raise BarkError(f"study directory '{resume}' does not exist; give the path of one under runs/")
         directory = resume
-    elif config is None:
-        raise BarkError(
-            "give a compare config with --config FILE (for example configs/compare/smoke.yaml), or --resume STUDY"
-        )
     else:
         directory = study.start_study(config, overrides or [], runs_dir)
     err.print(f"study directory: {directory}", highlight=False, soft_wrap=True)
@@ -304,6 +292,17 @@ def inspect_run(
     cfg, model = load_completed(run, torch.device("cpu"))  # pictures need no accelerator
     for path in inspect(cfg, model, prompt, out_dir or run / "inspect"):
         out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def check_sources(config, overrides, resume, what: str, own_file: str, example: str) -> None:
+    """Either --resume DIR, or --config FILE with its overrides; never both, never neither."""
+    if resume is not None:
+        if config is not None or overrides:
+            raise BarkError(f"--resume continues a {what} with its own {own_file}; drop --config and the overrides")
+        if not resume.is_dir():
+            raise BarkError(f"{what} directory '{resume}' does not exist; give the path of one under runs/")
+    elif config is None:
+        raise BarkError(f"give a config with --config FILE (for example {example}), or --resume {what.upper()}")
 
 
 def check_prompt(prompt: str | None) -> None:
