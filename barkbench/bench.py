@@ -35,7 +35,7 @@ CONFIGS = {
     "gru": ("configs/echo_lstm.yaml", ["model.name=gru"]),
     "gpt": ("configs/echo_gpt.yaml", []),
 }
-ROUNDS, STEPS_PER_ROUND, WARMUP = 5, 10, 3
+ROUNDS, STEPS_PER_ROUND, WARMUP = 7, 20, 3
 
 
 class ReferenceGPT(nn.Module):

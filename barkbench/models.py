@@ -110,6 +110,12 @@ def sinusoids(length: int, width: int) -> torch.Tensor:
     return table
 
 
+# The table's features have magnitude ~0.7, the token embeddings start at 0.02 (_init_weights):
+# added as they are, the positions drown the tokens, and on echo the model never learned at all
+# (train loss stuck at chance for 1500 steps). Scaled to the embeddings' size, both are heard.
+SINUSOID_SCALE = 0.02 * 2**0.5
+
+
 class BarkGPT(nn.Module):
     """Token embedding plus a position signal, pre-norm causal blocks, final norm, linear head.
 
@@ -141,7 +147,7 @@ class BarkGPT(nn.Module):
         if self.positional == "learned":
             x = x + self.pos(torch.arange(past, past + T, device=tokens.device))
         elif self.positional == "sinusoidal":
-            x = x + self.pos_table[past : past + T]
+            x = x + SINUSOID_SCALE * self.pos_table[past : past + T]
         x = self.drop(x)
         new_caches = []
         for block, cache in zip(self.blocks, caches):
