@@ -15,7 +15,6 @@ from rich.markup import escape
 from barkbench import compare as study
 from barkbench.config import load_config, to_yaml
 from barkbench.errors import BarkError
-from barkbench.inspection import inspect
 from barkbench.report import err, grid_table, out, print_samples, runs_table, summary_table, training_progress
 from barkbench.rundir import find_runs, read_json, read_jsonl, shown_status
 from barkbench.sample import generate as sample
@@ -288,6 +287,8 @@ def inspect_run(
 
         barkbench inspect RUN --prompt "User: woof arf ruff grrr speak woof Assistant:"
     """
+    from barkbench.inspection import inspect  # matplotlib takes a second to import; only this command needs it
+
     check_prompt(prompt)
     cfg, model = load_completed(run, torch.device("cpu"))  # pictures need no accelerator
     for path in inspect(cfg, model, prompt, out_dir or run / "inspect"):

@@ -212,26 +212,24 @@ def decode_pieces(model, x, cuts):
 SPLITS = [[5], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [3, 4, 9]]  # a chunk; token by token; mixed
 
 
-@pytest.mark.parametrize("positional", POSITIONALS)
-@pytest.mark.parametrize("attention", VARIANTS + ["none"])
-def test_gpt_incremental_decoding_equals_full_pass(attention, positional):
-    model = gpt(attention, positional)
+def assert_pieces_equal_full_pass(model):
     x = tokens(2, 12)
     with torch.no_grad():
         full = model(x)[0]
         for cuts in SPLITS:
             close(decode_pieces(model, x, cuts), full)
+
+
+@pytest.mark.parametrize("positional", POSITIONALS)
+@pytest.mark.parametrize("attention", VARIANTS + ["none"])
+def test_gpt_incremental_decoding_equals_full_pass(attention, positional):
+    assert_pieces_equal_full_pass(gpt(attention, positional))
 
 
 @pytest.mark.parametrize("attention", VARIANTS)
 @pytest.mark.parametrize("core", RNNS)
 def test_rnn_with_attention_incremental_decoding_equals_full_pass(core, attention):
-    model = rnn(core, attention)
-    x = tokens(2, 12)
-    with torch.no_grad():
-        full = model(x)[0]
-        for cuts in SPLITS:
-            close(decode_pieces(model, x, cuts), full)
+    assert_pieces_equal_full_pass(rnn(core, attention))
 
 
 # ---- 5. positions: RoPE and sinusoids ------------------------------------------------------
