@@ -15,6 +15,7 @@ from rich.markup import escape
 from barkbench import compare as study
 from barkbench.config import load_config, to_yaml
 from barkbench.errors import BarkError
+from barkbench.findings import write_report
 from barkbench.report import err, grid_table, out, print_samples, runs_table, summary_table, training_progress
 from barkbench.rundir import find_runs, read_json, read_jsonl, shown_status
 from barkbench.sample import generate as sample
@@ -313,7 +314,7 @@ def check_prompt(prompt: str | None) -> None:
 
 def show_report(directory: Path) -> list[dict]:
     """Write the study's report files, print its table and sentences; return its rows."""
-    report = study.write_report(directory)
+    report = write_report(directory)
     for title, headers, cells in report["tables"]:
         out.print(grid_table(title, headers, cells))
     for group in report["groups"]:

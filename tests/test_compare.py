@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from barkbench import compare
+from barkbench import compare, findings
 from barkbench.cli import app
 from barkbench.errors import BarkError
 from barkbench.rundir import read_jsonl
@@ -91,7 +91,7 @@ def test_the_collapse_point_and_the_sentence_say_what_the_numbers_show():
         }
         for acc in by_seed
     ] + [{"status": "failed", "label": "lstm", "model": "lstm", "sweep": {}}]
-    (group,) = compare.aggregate(rows, [{"group": "lstm"}] * 4)
+    (group,) = findings.aggregate(rows, [{"group": "lstm"}] * 4)
     assert (group["runs"], group["completed"], group["collapse"]) == (4, 3, "32-63")
     assert group["accuracy_by_distance"]["8-15"] == {"mean": pytest.approx(0.98), "std": pytest.approx(0.01)}
     assert group["params"] == {"mean": 10, "std": 0.0} and group["val_loss"] is None
@@ -297,7 +297,7 @@ def test_a_run_still_running_is_not_touched(tmp_path, write_config):
 def test_parallel_jobs_train_every_run_in_worker_processes(tmp_path, write_config):
     study = start(write_config, tmp_path, study_config(seeds=[0]))
     assert compare.run_study(study, jobs=2) is False
-    report = compare.write_report(study)
+    report = findings.write_report(study)
     assert [r["status"] for r in report["rows"]] == ["completed", "completed"]
     pids = {json.loads((p / "meta.json").read_text())["pid"] for p in runs_by_name(study).values()}
     assert len(pids) == 2 and not pids & {__import__("os").getpid()}
@@ -309,7 +309,7 @@ def test_a_cycle_study_plots_stop_rate_and_cycle_adherence(tmp_path, write_confi
     base["sample"] = {"num_samples": 2, "max_new_tokens": 8}
     study = start(write_config, tmp_path, study_config(base=base, seeds=[0]))
     compare.run_study(study, jobs=1)
-    report = compare.write_report(study)
+    report = findings.write_report(study)
     assert all(0 <= g["stop_rate"]["mean"] <= 1 and "cycle" in g["sentence"] for g in report["groups"])
     assert "stop rate" in report["tables"][0][1] and "collapse" not in report["tables"][0][1]
     assert (study / "collapse.png").read_bytes()[:8] == PNG
