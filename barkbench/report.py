@@ -63,8 +63,8 @@ STATUS_STYLE = {"completed": "green", "running": "cyan", "interrupted": "yellow"
 def runs_table(rows: list[dict]) -> Table:
     """rows: name, model, task, status, step, steps, val_accuracy (or None), age_seconds."""
     table = Table(title="runs")
+    table.add_column("name", overflow="fold")  # whole, so it can be copied into --resume
     for col, justify in (
-        ("name", "left"),
         ("model", "left"),
         ("task", "left"),
         ("status", "left"),
@@ -77,7 +77,7 @@ def runs_table(rows: list[dict]) -> Table:
         style = STATUS_STYLE.get(r["status"], "")
         acc = "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.3f}"
         table.add_row(
-            r["name"],
+            escape(r["name"]),
             r["model"],
             r["task"],
             f"[{style}]{r['status']}[/{style}]",
