@@ -188,9 +188,10 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
             x, y, mask = answer_batch(train_set.tokens[idx].to(device), train_set.answer_start[idx].to(device))
             logits, _ = model(x)
             loss = answer_loss(logits, y, mask)
-            if not torch.isfinite(loss):
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
                 raise BarkError(
-                    f"the training loss became {loss.item()} at step {step + 1}; lower train.lr "
+                    f"the training loss became {loss_value} at step {step + 1}; lower train.lr "
                     f"(now {tc.lr}) and train again. The last good checkpoint is kept",
                     code=1,
                 )
@@ -200,7 +201,7 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
             optimizer.step()
 
             step += 1
-            loss_sum, loss_steps = loss_sum + loss.item(), loss_steps + 1
+            loss_sum, loss_steps = loss_sum + loss_value, loss_steps + 1
             seen_tokens += int((x != PAD).sum())
             train_seconds += time.perf_counter() - t0
             tokens_per_second = seen_tokens / max(train_seconds, 1e-9)
@@ -223,7 +224,7 @@ def train(run: Path, cfg: RunConfig, resume: bool = False, report: Callable[[dic
                     {
                         "step": step,
                         "steps": tc.steps,
-                        "loss": loss.item(),
+                        "loss": loss_value,
                         "tokens_per_second": tokens_per_second,
                         "val_accuracy": result.get("val_accuracy"),
                     }
