@@ -22,9 +22,10 @@ def answer_batch(tokens: torch.Tensor, answer_start: torch.Tensor):
     return x, y, mask
 
 
-def answer_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the answer tokens of a batch (nats per answer token)."""
-    return F.cross_entropy(logits[mask], y[mask])
+def answer_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over the answer tokens of a batch: their mean (nats per answer token), or
+    with reduction="sum" their total, for averaging over many batches."""
+    return F.cross_entropy(logits[mask], y[mask], reduction=reduction)
 
 
 @torch.no_grad()
@@ -38,7 +39,7 @@ def evaluate(model, data: Dataset, batch_size: int, device) -> dict:
         tokens = data.tokens[i : i + batch_size].to(device)
         x, y, mask = answer_batch(tokens, data.answer_start[i : i + batch_size].to(device))
         logits, _ = model(x)
-        loss_sum += F.cross_entropy(logits[mask], y[mask], reduction="sum").item()
+        loss_sum += answer_loss(logits, y, mask, reduction="sum").item()
         hit = logits.argmax(-1) == y
         correct += int(hit[mask].sum())
         count += int(mask.sum())

@@ -24,7 +24,7 @@ CYCLE_FIGURES = ["stop_rate", "cycle_adherence"]
 def write_report(study: Path) -> dict:
     """Gather the study's runs, write results.json, report.md and collapse.png; return the rows,
     the per-model groups and the tables (title, headers, cells) for the terminal."""
-    from barkbench import plots  # matplotlib takes a second to import; only the report needs it
+    from barkbench import plots  # matplotlib takes a second to import; only reports and inspect need it
 
     combos = load_study(study)
     rows = collect(study, combos)

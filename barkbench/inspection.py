@@ -13,17 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from barkbench.config import RunConfig  # noqa: E402
-from barkbench.evaluate import answer_loss  # noqa: E402
-from barkbench.models import BarkGPT  # noqa: E402
-from barkbench.sample import generate  # noqa: E402
-from barkbench.tasks import EOS, TASKS, VOCAB, encode, stream  # noqa: E402
+from barkbench import plots
+from barkbench.config import RunConfig
+from barkbench.evaluate import answer_loss
+from barkbench.models import BarkGPT
+from barkbench.sample import generate
+from barkbench.tasks import EOS, TASKS, VOCAB, encode, stream
 
 # The default sequence keeps the gap short enough that every token label stays readable.
 INSPECT_GAP = 24
@@ -100,45 +97,10 @@ def inspect(cfg: RunConfig, model, prompt: str | None, out_dir: Path) -> list[Pa
         layer.keep_weights = True
         with torch.no_grad():
             model(x)
-        written.append(draw_attention(layer.weights[0], labels, out_dir / f"attention-layer{n}.png", n))
+        written.append(plots.attention_heads(layer.weights[0], labels, out_dir / f"attention-layer{n}.png", n))
         layer.keep_weights = False
     norms, names = (gpt_gradients if isinstance(model, BarkGPT) else rnn_gradients)(model, x, y, mask)
-    written.append(draw_gradients(norms, names, labels, answer_start, out_dir / "gradients.png", cfg))
+    message = cfg.val_task.message_length if cfg.val_task.name == "echo" else None
+    title = f"{cfg.model.name} ({cfg.model.attention} attention): how far back the answer's loss reaches"
+    written.append(plots.gradient_norms(norms, names, labels, answer_start, message, title, out_dir / "gradients.png"))
     return written
-
-
-def draw_attention(weights: torch.Tensor, labels: list[str], path: Path, layer: int) -> Path:
-    heads, T = weights.shape[0], weights.shape[-1]
-    size = max(4.0, 0.16 * T)
-    fig, axes = plt.subplots(1, heads, figsize=(size * heads, size), squeeze=False)
-    font = max(3, min(9, 400 // T))
-    for h, ax in enumerate(axes[0]):
-        ax.imshow(weights[h].numpy(), cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(f"layer {layer}, head {h + 1}")
-        ax.set_xticks(range(T), labels, rotation=90, fontsize=font)
-        ax.set_yticks(range(T), labels, fontsize=font)
-        ax.set_xlabel("attends to (earlier token)")
-        ax.set_ylabel("position (token)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def draw_gradients(norms, names, labels, answer_start, path: Path, cfg: RunConfig) -> Path:
-    T = len(labels)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.14 * T), 4.5))
-    for norm, name in zip(norms, names):
-        # A state nothing later depends on (the last one) has no gradient at all: leave it out.
-        ax.semilogy(range(T), norm.masked_fill(norm == 0, float("nan")).numpy(), marker=".", label=name)
-    ax.axvline(answer_start - 0.5, color="grey", linestyle="--", label="answer starts")
-    if cfg.val_task.name == "echo":
-        ax.axvspan(0.5, cfg.val_task.message_length + 0.5, color="orange", alpha=0.15, label="the message")
-    ax.set_xticks(range(T), labels, rotation=90, fontsize=max(3, min(8, 600 // T)))
-    ax.set_ylabel("gradient norm of the answer's loss")
-    ax.set_title(f"{cfg.model.name} ({cfg.model.attention} attention): how far back the answer's loss reaches")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -1,5 +1,6 @@
-"""The study's plot, collapse.png: accuracy against distance per model, or grouped bars of the
-final figures for tasks without distances (the cycle task's stop rate and cycle adherence)."""
+"""Every picture barkbench draws. A study's collapse.png: accuracy against distance per model,
+or grouped bars of the final figures for tasks without distances (the cycle task's stop rate
+and cycle adherence). `inspect`'s attention maps and gradient norms."""
 
 from __future__ import annotations
 
@@ -59,3 +60,43 @@ def grouped_bars(groups: list[dict], figures: dict[str, str], path: Path, title:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def attention_heads(weights, labels: list[str], path: Path, layer: int) -> Path:
+    """`inspect`'s attention-layer<N>.png: one panel per head of [heads, T, T] weights, tokens on both axes."""
+    heads, T = weights.shape[0], weights.shape[-1]
+    size = max(4.0, 0.16 * T)
+    fig, axes = plt.subplots(1, heads, figsize=(size * heads, size), squeeze=False)
+    font = max(3, min(9, 400 // T))
+    for h, ax in enumerate(axes[0]):
+        ax.imshow(weights[h].numpy(), cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"layer {layer}, head {h + 1}")
+        ax.set_xticks(range(T), labels, rotation=90, fontsize=font)
+        ax.set_yticks(range(T), labels, fontsize=font)
+        ax.set_xlabel("attends to (earlier token)")
+        ax.set_ylabel("position (token)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def gradient_norms(norms, names, labels, answer_start: int, message: int | None, title: str, path: Path) -> Path:
+    """`inspect`'s gradients.png: one line of gradient norms per state (log scale), the answer's
+    start marked and, for echo, the message (its first `message` tokens after `User:`) shaded."""
+    T = len(labels)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.14 * T), 4.5))
+    for norm, name in zip(norms, names):
+        # A state nothing later depends on (the last one) has no gradient at all: leave it out.
+        ax.semilogy(range(T), norm.masked_fill(norm == 0, float("nan")).numpy(), marker=".", label=name)
+    ax.axvline(answer_start - 0.5, color="grey", linestyle="--", label="answer starts")
+    if message:
+        ax.axvspan(0.5, message + 0.5, color="orange", alpha=0.15, label="the message")
+    ax.set_xticks(range(T), labels, rotation=90, fontsize=max(3, min(8, 600 // T)))
+    ax.set_ylabel("gradient norm of the answer's loss")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
