@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # pip never pulls the multi-GB CUDA build. Override on a machine with a GPU: make install TORCH=torch
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test quick lint bench clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q
+
+# The suite without the tests that start processes or send signals: under a minute.
+quick: install
+	$(BIN)/pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check barkbench tests

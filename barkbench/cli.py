@@ -7,21 +7,19 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-import torch
 import typer
 import yaml
 from rich.markup import escape
 
-from barkbench import compare as study
 from barkbench.config import load_config, to_yaml
-from barkbench.errors import BarkError
-from barkbench.findings import write_report
-from barkbench.report import err, grid_table, out, print_samples, runs_table, summary_table, training_progress
-from barkbench.rundir import find_runs, read_json, read_jsonl, shown_status
-from barkbench.sample import generate as sample
-from barkbench.tasks import EOS, decode, encode, sample_prompts
-from barkbench.train import check_resumable, load_completed, load_run_config, start_run
-from barkbench.train import train as run_training
+from barkbench.display import err, figures_table, grid_table, out, print_samples, runs_table, training_progress
+from barkbench.errors import BarkError, Interrupted, RunFailed, exit_code
+from barkbench.rundir import check_resumable, find_runs, load_run_config, read_json, read_jsonl, shown_status, start_run
+from barkbench.study.findings import write_findings
+from barkbench.study.plan import start_study
+
+# torch (a second or more to import) and matplotlib are imported inside the commands that
+# train, sample or draw, so that --help, runs, validate and the rest answer at once.
 
 app = typer.Typer(
     help="Train tiny language models on the bark language and watch recurrence forget what attention remembers.",
@@ -45,7 +43,7 @@ def friendly(command):
             return command(*args, **kwargs)
         except BarkError as e:
             err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(e.code) from None
+            raise typer.Exit(exit_code(e)) from None
         except KeyboardInterrupt:
             err.print("interrupted", highlight=False)
             raise typer.Exit(130) from None
@@ -73,6 +71,8 @@ def train(
 
         barkbench train --resume runs/gpt-echo-20261122-101500-3f2a
     """
+    from barkbench.train import train as train_run
+
     check_sources(config, overrides, resume, "run", "config.yaml", "configs/baby.yaml")
     if resume is not None:
         cfg = load_run_config(resume)
@@ -83,9 +83,9 @@ def train(
         run = start_run(cfg, runs_dir)
     err.print(f"run directory: {run}", highlight=False, soft_wrap=True)
     start = read_json(run / "meta.json").get("step", 0)
-    with training_progress(cfg.name, cfg.train.steps, start) as report:
-        summary = run_training(run, cfg, resume=resume is not None, report=report)
-    out.print(summary_table(summary))
+    with training_progress(cfg.name, cfg.train.steps, start) as on_step:
+        summary = train_run(run, cfg, resume=resume is not None, on_step=on_step)
+    out.print(figures_table(summary))
     print_samples(read_jsonl(run / "samples.jsonl"))
     out.print(f"wrote {run}", highlight=False, soft_wrap=True)
 
@@ -123,21 +123,27 @@ def generate(
 
         barkbench generate RUN --top-k 2 --seed 7 --max-new-tokens 50
     """
+    import torch
+
+    from barkbench.checkpoints import load_trained
+    from barkbench.sample import draw_samples
+    from barkbench.tasks import sample_prompts
+
     check_prompt(prompt)
-    cfg, model = load_completed(run)
-    text = prompt or cfg.sample.prompt or sample_prompts(cfg.task, 1, seed)[0]
-    ids = encode(text)
-    generator = torch.Generator().manual_seed(seed)
-    temperature = cfg.sample.temperature if temperature is None else temperature
-    answers = sample(
-        model, ids, num_samples, max_new_tokens or cfg.sample.max_new_tokens, temperature, top_k, generator
+    cfg, model = load_trained(run)
+    # one prompt for every sample: the one given, the config's, or one of the task's
+    text = prompt or cfg.sample.prompt or " ".join(cfg.vocab[t] for t in sample_prompts(cfg.task, 1, seed)[0][0])
+    settings = cfg.sample.model_copy(
+        update={
+            "prompt": text,
+            "num_samples": num_samples,
+            "max_new_tokens": max_new_tokens or cfg.sample.max_new_tokens,
+            "temperature": cfg.sample.temperature if temperature is None else temperature,
+            "top_k": top_k,
+        }
     )
-    print_samples(
-        [
-            {"prompt": text, "text": decode(a[:-1] if a[-1:] == [EOS] else a), "stopped": a[-1:] == [EOS]}
-            for a in answers
-        ]
-    )
+    rows, _ = draw_samples(model, cfg.task, settings, seed, torch.Generator().manual_seed(seed))
+    print_samples(rows)
 
 
 @app.command("runs")
@@ -214,6 +220,7 @@ def compare_models(
     resume: Optional[Path] = typer.Option(
         None, "--resume", help="Finish an interrupted study directory.", show_default=False
     ),
+    launcher: str = typer.Option("local", "--launcher", help="How the runs are trained: local (this machine's cores)."),
 ):
     """Train several models on the same data (every model x seed x sweep value), then report where each one forgets.
 
@@ -229,22 +236,23 @@ def compare_models(
 
         barkbench compare --resume runs/long-context-20261122-101500-3f2a
     """
+    from barkbench.study.launch import run_study
+
     check_sources(config, overrides, resume, "study", "study.yaml", "configs/compare/smoke.yaml")
     if resume is not None:
         directory = resume
     else:
-        directory = study.start_study(config, overrides or [], runs_dir)
+        directory = start_study(config, overrides or [], runs_dir)
     err.print(f"study directory: {directory}", highlight=False, soft_wrap=True)
-    interrupted = study.run_study(directory, jobs)
-    rows = show_report(directory)
+    interrupted = run_study(directory, launcher, jobs=jobs)
+    rows = show_findings(directory)
     unfinished = [r["name"] for r in rows if r["status"] != "completed"]
     if interrupted:
-        raise BarkError(f"interrupted; resume with: barkbench compare --resume {directory}", code=130)
+        raise Interrupted(f"interrupted; resume with: barkbench compare --resume {directory}", interrupted)
     if unfinished:
-        raise BarkError(
+        raise RunFailed(
             f"{len(unfinished)} of {len(rows)} runs did not complete ({', '.join(unfinished)}); report.md says why. "
-            f"Try them again with: barkbench compare --resume {directory}",
-            code=1,
+            f"Try them again with: barkbench compare --resume {directory}"
         )
 
 
@@ -261,7 +269,7 @@ def report_study(directory: Path = typer.Argument(..., help="A study directory m
     """
     if not directory.is_dir():
         raise BarkError(f"study directory '{directory}' does not exist; give the path of one under runs/")
-    show_report(directory)
+    show_findings(directory)
 
 
 @app.command("inspect")
@@ -288,11 +296,14 @@ def inspect_run(
 
         barkbench inspect RUN --prompt "User: woof arf ruff grrr speak woof Assistant:"
     """
-    from barkbench.inspection import inspect  # matplotlib takes a second to import; only this command needs it
+    import torch
+
+    from barkbench.checkpoints import load_trained
+    from barkbench.inspection import draw_pictures
 
     check_prompt(prompt)
-    cfg, model = load_completed(run, torch.device("cpu"))  # pictures need no accelerator
-    for path in inspect(cfg, model, prompt, out_dir or run / "inspect"):
+    cfg, model = load_trained(run, torch.device("cpu"))  # pictures need no accelerator
+    for path in draw_pictures(cfg, model, prompt, out_dir or run / "inspect"):
         out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
@@ -312,15 +323,15 @@ def check_prompt(prompt: str | None) -> None:
         raise BarkError("--prompt is empty; give at least one word, such as --prompt 'User: speak Assistant:'")
 
 
-def show_report(directory: Path) -> list[dict]:
+def show_findings(directory: Path) -> list[dict]:
     """Write the study's report files, print its table and sentences; return its rows."""
-    report = write_report(directory)
-    for title, headers, cells in report["tables"]:
+    findings = write_findings(directory)
+    for title, headers, cells in findings["tables"]:
         out.print(grid_table(title, headers, cells))
-    for group in report["groups"]:
+    for group in findings["groups"]:
         out.print(f"- {escape(group['sentence'])}", highlight=False, soft_wrap=True)
     out.print(f"wrote {directory / 'results.json'}, report.md and collapse.png", highlight=False, soft_wrap=True)
-    return report["rows"]
+    return findings["rows"]
 
 
 def main():

@@ -1,79 +1,56 @@
 """The run config: YAML plus dotted KEY=VALUE overrides, validated with every problem at once.
 
-Each section is a pydantic model that forbids unknown keys and fills in defaults that
-depend on other keys. Checks that relate several keys (heads dividing the width, a
-sequence fitting the context) live in CHECKS, outside pydantic, so they still run when
-some other key is wrong: every problem in a config is reported in one go.
+The `task:` and `model:` sections are each one of their registry's schemas, picked by `name`
+(a task's keys are its module's, a model family's its package's). A section may carry keys
+that belong to another entry of its registry (an RNN's `positional`): they are dropped, so
+one config can switch `model.name` by an override. Checks that relate several keys (heads
+dividing the width, a sequence fitting the context) come from the task and the model family
+and run outside pydantic, so they still run when some other key is wrong.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
-import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from barkbench.config_errors import bad_keys, describe_errors, problems_to_error
 from barkbench.errors import BarkError
-from barkbench.models import MODELS
-from barkbench.tasks import TASKS, encode, longest_sequence
+from barkbench.models import DEFAULT_MODEL, MODELS, family_of
+from barkbench.schema import Section
+from barkbench.tasks import DEFAULT_TASK, TASKS, task_of
+from barkbench.vocab import encode
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def one_of(registry: dict, default: str):
+    """A section that is the schema of one registry entry, picked by its `name` (default: default)."""
+    fields = {name: set(entry.config.model_fields) for name, entry in registry.items()}
+    every = set().union(*fields.values())
 
+    def own_keys(value):
+        if not isinstance(value, dict):
+            return value  # pydantic says it is not a section
+        value = {"name": default, **value}
+        if value["name"] not in registry:
+            return value  # pydantic names the unknown name
+        return {k: v for k, v in value.items() if k in fields[value["name"]] or k not in every}
 
-class TaskConfig(Section):
-    name: Literal[tuple(TASKS)] = "barks"
-    min_barks: Optional[int] = Field(None, ge=1, description="barks and cycle; default per task")
-    max_barks: Optional[int] = Field(None, ge=1)
-    message_length: int = Field(8, ge=1, description="echo only")
-    min_gap: int = Field(0, ge=0, description="echo only")
-    max_gap: int = Field(128, ge=0, description="echo only")
-    train_size: int = Field(20000, ge=1)
-    val_size: int = Field(1000, ge=1)
-
-    @model_validator(mode="after")
-    def _resolve(self):
-        # barks: the original BarkGPT corpus; cycle: the long BarkRNN collapse experiment.
-        default = (100, 200) if self.name == "cycle" else (2, 10)
-        self.min_barks = default[0] if self.min_barks is None else self.min_barks
-        self.max_barks = default[1] if self.max_barks is None else self.max_barks
-        return self
-
-
-class ModelConfig(Section):
-    name: Literal[tuple(MODELS)] = "gpt"
-    embedding_dim: int = Field(64, ge=1, description="token embedding size; for gpt, the model width")
-    hidden_size: int = Field(64, ge=1, description="rnn, lstm, gru: the recurrent state size")
-    layers: int = Field(2, ge=1)
-    heads: int = Field(4, ge=1, description="gpt only")
-    ffn_dim: Optional[int] = Field(None, ge=1, description="gpt only; default 4 x embedding_dim")
-    context_length: int = Field(512, ge=1, description="gpt only: longest sequence it accepts")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="on activations and attention weights")
-    attention: Optional[Literal["mha", "wrapper", "single", "simple", "none"]] = Field(
-        None, description="default: mha for gpt, none for rnn, lstm and gru"
-    )
-    positional: Literal["learned", "sinusoidal", "rope", "none"] = Field("learned", description="gpt only")
-
-    @model_validator(mode="after")
-    def _resolve(self):
-        self.ffn_dim = self.ffn_dim or 4 * self.embedding_dim
-        self.attention = self.attention or ("mha" if self.name == "gpt" else "none")
-        return self
-
-    @property
-    def width(self) -> int:
-        """The size of the vectors attention works on: the GPT's width, or an RNN's state."""
-        return self.embedding_dim if self.name == "gpt" else self.hidden_size
-
-    @property
-    def heads_used(self) -> int:
-        return self.heads if self.attention in ("mha", "wrapper") else 1
+    variants = tuple(Annotated[entry.config, Tag(name)] for name, entry in registry.items())
+    discriminator = Discriminator(lambda v: v.get("name") if isinstance(v, dict) else getattr(v, "name", None))
+    return Annotated[Union[variants], discriminator, BeforeValidator(own_keys)]
 
 
 class TrainConfig(Section):
@@ -103,23 +80,13 @@ class SampleConfig(Section):
     temperature: float = Field(0.7, ge=0, description="0 means greedy")
     top_k: Optional[int] = Field(None, ge=1)
 
-    @field_validator("prompt")
-    @classmethod
-    def _known_words(cls, prompt):
-        if prompt is not None:
-            try:
-                encode(prompt)
-            except BarkError as err:
-                raise ValueError(f"sample.prompt: {err}") from None
-        return prompt
-
 
 class RunConfig(Section):
     name: Optional[str] = Field(None, description="the run directory's name starts with it")
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    task: TaskConfig = Field(default_factory=TaskConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    task: one_of(TASKS, DEFAULT_TASK) = Field(default_factory=lambda: TASKS[DEFAULT_TASK].config())
+    model: one_of(MODELS, DEFAULT_MODEL) = Field(default_factory=lambda: MODELS[DEFAULT_MODEL].config())
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     eval: Optional[dict] = Field(None, description="task keys the validation set uses instead, e.g. {max_gap: 256}")
@@ -137,106 +104,69 @@ class RunConfig(Section):
     @field_validator("device")
     @classmethod
     def _device_exists(cls, device):
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device is 'cuda' but this machine has no CUDA device; use device=auto or device=cpu")
-        if device == "mps" and not torch.backends.mps.is_available():
-            raise ValueError("device is 'mps' but this machine has no MPS device; use device=auto or device=cpu")
+        if device in ("cuda", "mps"):
+            import torch  # only for a config that asks for an accelerator
+
+            present = torch.cuda.is_available() if device == "cuda" else torch.backends.mps.is_available()
+            if not present:
+                raise ValueError(
+                    f"device is {device!r} but this machine has no {device.upper()} device; "
+                    "use device=auto or device=cpu"
+                )
         return device
 
     @field_validator("eval")
     @classmethod
-    def _task_keys(cls, eval):
-        if eval is not None:
+    def _task_keys(cls, eval, info):
+        """`eval` holds keys of the run's own task; unless a task key is wrong already."""
+        task = info.data.get("task")
+        settled = not any(key.split(".")[0] == "task" for key in (info.context or {}).get("bad", ()))
+        if eval is not None and task is not None and settled:
+            schema = task_of(task).config
             try:
-                TaskConfig.model_validate(eval)
+                schema.model_validate({**task.model_dump(), **eval})
             except ValidationError as err:
-                raise ValueError("\n".join(describe_errors(err, TaskConfig, "eval."))) from None
+                raise ValueError("\n".join(describe_errors(err, schema, "eval."))) from None
         return eval
-
-    @property
-    def val_task(self) -> TaskConfig:
-        """The task the validation set is drawn from: the training task, with `eval` applied."""
-        if not self.eval:
-            return self.task
-        return TaskConfig.model_validate({**self.task.model_dump(), **self.eval})
 
     @model_validator(mode="after")
     def _default_name(self):
         self.name = self.name or f"{self.model.name}-{self.task.name}"
         return self
 
+    @property
+    def val_task(self):
+        """The task the validation set is drawn from: the training task, with `eval` applied."""
+        if not self.eval:
+            return self.task
+        return task_of(self.task).config.model_validate({**self.task.model_dump(), **self.eval})
 
-# ---- checks that relate several keys: (the keys they read, the check) ---------------------
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        return task_of(self.task).vocab
 
-
-def _heads_divide_width(c: RunConfig):
-    m = c.model
-    key = "model.embedding_dim" if m.name == "gpt" else "model.hidden_size"
-    if m.attention != "none" and m.width % m.heads_used:
-        nearest = min((h for h in range(1, m.width + 1) if m.width % h == 0), key=lambda h: abs(h - m.heads))
-        return (
-            f"model.heads ({m.heads}) does not divide {key} ({m.width}) for model.attention {m.attention}; "
-            f"use a heads value that divides it, such as {nearest}"
-        )
-    if m.name == "gpt" and m.positional == "rope" and m.attention != "none" and (m.width // m.heads_used) % 2:
-        return (
-            f"model.positional rope rotates pairs of features, but each head has {m.width // m.heads_used} "
-            f"(model.embedding_dim {m.width} / {m.heads_used} heads), an odd number; pick sizes that make it even"
-        )
+    def longest_sequence(self) -> int:
+        """The longest sequence of the training or validation task, in tokens."""
+        return max(task_of(t).longest(t) for t in (self.task, self.val_task))
 
 
-def _sequences_fit_context(c: RunConfig):
-    longest = max(longest_sequence(c.task), longest_sequence(c.val_task))
-    if c.model.name == "gpt" and longest > c.model.context_length:
-        return (
-            f"task sequences reach {longest} tokens but model.context_length is {c.model.context_length}; "
-            f"raise model.context_length to at least {longest} or shorten the task"
-        )
+# ---- checks that are not about one task or model family -----------------------------------
 
 
-def _prompt_fits_context(c: RunConfig):
-    length = len(c.sample.prompt.split()) if c.sample.prompt else 0
-    if c.model.name == "gpt" and length > c.model.context_length:
-        return f"sample.prompt has {length} tokens but model.context_length is {c.model.context_length}; shorten the prompt"
+def _prompt_words(c: RunConfig):
+    if c.sample.prompt is not None:
+        try:
+            encode(c.sample.prompt, c.vocab)
+        except BarkError as err:
+            return f"sample.prompt: {err}"
 
 
-def _ordered(low: str, high: str):
-    def check(c: RunConfig):
-        lo, hi = (getattr(c.task, k.split(".")[1]) for k in (low, high))
-        if lo > hi:
-            return f"{low} ({lo}) is above {high} ({hi}); swap them"
-
-    return check
+CHECKS = [(("task.name", "sample.prompt"), _prompt_words)]
 
 
-CHECKS = [
-    (("task.min_barks", "task.max_barks"), _ordered("task.min_barks", "task.max_barks")),
-    (("task.min_gap", "task.max_gap"), _ordered("task.min_gap", "task.max_gap")),
-    (
-        (
-            "model.name",
-            "model.heads",
-            "model.embedding_dim",
-            "model.hidden_size",
-            "model.attention",
-            "model.positional",
-        ),
-        _heads_divide_width,
-    ),
-    (
-        (
-            "model.name",
-            "model.context_length",
-            "task.name",
-            "task.message_length",
-            "task.max_gap",
-            "task.max_barks",
-            "eval",
-        ),
-        _sequences_fit_context,
-    ),
-    (("model.name", "model.context_length", "sample.prompt"), _prompt_fits_context),
-]
+def checks_for(cfg: RunConfig) -> list:
+    """The checks that apply to a config: the general ones, its task's and its model family's."""
+    return CHECKS + list(task_of(cfg.task).checks) + list(family_of(cfg.model).checks)
 
 
 # ---- reading, overriding and reporting ----------------------------------------------------
@@ -292,93 +222,23 @@ def apply_overrides(data: dict, overrides: list[str]) -> list[str]:
     return problems
 
 
-def known_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
-    """Every dotted key of a config, sections included ("model", "model.name", ...)."""
-    keys = []
-    for name, field in model.model_fields.items():
-        sub = field.annotation
-        keys.append(prefix + name)
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
-            keys += known_keys(sub, f"{prefix}{name}.")
-    return keys
-
-
-def did_you_mean(key: str, known: list[str]) -> str:
-    """The nearest known dotted key (by the whole path, else by its last part), or the keys
-    that could have been meant in that place."""
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    if not close:
-        leaves = {k.rsplit(".", 1)[-1]: k for k in known}
-        close = [leaves[m] for m in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(leaves), n=1, cutoff=0.6)]
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    parent = key.rsplit(".", 1)[0] if "." in key else ""
-    siblings = [k for k in known if (k.rsplit(".", 1)[0] if "." in k else "") == parent]
-    return f"; the keys here are: {', '.join(siblings)}"
-
-
-# Pydantic's error types, in the words of a config file's reader.
-PLAIN = {
-    "int_parsing": "must be a whole number",
-    "int_type": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_parsing": "must be a number",
-    "float_type": "must be a number",
-    "string_type": "must be text",
-    "bool_parsing": "must be true or false",
-    "greater_than_equal": "must be at least {ge}",
-    "greater_than": "must be above {gt}",
-    "less_than_equal": "must be at most {le}",
-    "less_than": "must be below {lt}",
-    "literal_error": "must be one of {expected}",
-}
-
-
-def describe_errors(err: ValidationError, model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
-    """One plain sentence per pydantic error, naming the dotted key and the value."""
-    known = known_keys(model, prefix)
-    sentences = []
-    for e in err.errors():
-        key = prefix + ".".join(str(p) for p in e["loc"])
-        value = e.get("input")
-        if e["type"] == "extra_forbidden":
-            if isinstance(value, dict) and len(value) == 1:  # `trian.steps=5`: name the whole key
-                key = f"{key}.{next(iter(value))}"
-            sentences.append(f"unknown key '{key}'{did_you_mean(key, known)}")
-        elif e["type"] in ("model_type", "dict_type", "model_attributes_type"):
-            sentences.append(f"{key} must be a section of `key: value` lines, but it is {value!r}")
-        elif e["type"] == "value_error":
-            sentences += e["msg"].removeprefix("Value error, ").split("\n")
-        else:
-            plain = PLAIN.get(e["type"])
-            msg = plain.format(**e.get("ctx", {})) if plain else e["msg"][0].lower() + e["msg"][1:]
-            sentences.append(f"{key} {msg}, but it is {value!r}")
-    return sentences
-
-
-def problems_to_error(problems: list[str], source: str) -> BarkError:
-    lines = [f"{source} has {len(problems)} problem{'s' * (len(problems) > 1)}:"] if len(problems) > 1 else []
-    lines += [p if len(problems) == 1 else f"  - {p}" for p in problems]
-    if len(problems) == 1:
-        lines[0] = f"{source}: {lines[0]}"
-    return BarkError("\n".join(lines))
-
-
 def validate(data: dict, source: str, problems: list[str] = ()) -> RunConfig:
     """A RunConfig from a mapping, or one BarkError listing these problems and the mapping's."""
     problems = list(problems)
     bad: set[str] = set()
-    try:
-        cfg = RunConfig.model_validate(data)
-    except ValidationError as err:
-        problems += describe_errors(err)
-        bad = {".".join(str(p) for p in e["loc"]) for e in err.errors()}
-        # Run the checks on what is valid (defaults standing in for the rest), skipping any
-        # check that reads a key already reported.
-        cfg = RunConfig.model_validate(_without(data, bad))
-    for keys, check in CHECKS:
-        if not any(k == b or k.startswith(b + ".") for k in keys for b in bad):
-            problems += [message] if (message := check(cfg)) else []
+    while True:
+        try:
+            cfg = RunConfig.model_validate(_without(data, bad), context={"bad": bad})
+            break
+        except ValidationError as err:
+            # Report, then drop the keys reported and try again with defaults in their place: the
+            # checks below run on what is valid, and a section's own validators on its other keys.
+            problems += describe_errors(err, RunConfig)
+            bad |= bad_keys(err)
+    related = lambda a, b: a == b or a.startswith(b + ".") or b.startswith(a + ".")  # noqa: E731
+    for keys, check in checks_for(cfg):
+        if not any(related(k, b) for k in keys for b in bad):
+            problems += message.split("\n") if (message := check(cfg)) else []
     if problems:
         raise problems_to_error(problems, source)
     return cfg
@@ -405,15 +265,3 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
 
 def to_yaml(cfg: BaseModel) -> str:
     return yaml.safe_dump(cfg.model_dump(), sort_keys=False)
-
-
-def pick_device(name: str) -> torch.device:
-    """auto: CUDA if present, then Apple's MPS, then the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    return torch.device(name)

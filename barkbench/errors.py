@@ -1,9 +1,32 @@
-"""The one exception the CLI turns into a plain message on stderr and an exit status."""
+"""The errors a user can act on, as classes, and the one place they become exit statuses.
+
+Each carries one plain sentence (or a list of them) that names the problem and how to fix it;
+the command line prints it on stderr, without a traceback, and exits with `exit_code(error)`.
+"""
+
+from __future__ import annotations
+
+import signal
 
 
 class BarkError(Exception):
-    """A problem the user can fix. Exit status 2 for bad input, 1 for a failure while running."""
+    """Bad input: a config, a command line, a prompt or a directory the user can fix."""
 
-    def __init__(self, message: str, code: int = 2):
+
+class RunFailed(BarkError):
+    """A failure while running: a loss that turned non-finite, a damaged checkpoint."""
+
+
+class Interrupted(BarkError):
+    """Ctrl-C or SIGTERM stopped the work after a checkpoint; it can be resumed."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
         super().__init__(message)
-        self.code = code
+        self.signum = signum
+
+
+def exit_code(error: BarkError) -> int:
+    """2 for bad input, 1 for a failure while running, 128 + the signal for an interrupt (130, 143)."""
+    if isinstance(error, Interrupted):
+        return 128 + int(error.signum)
+    return 1 if isinstance(error, RunFailed) else 2

@@ -1,11 +1,23 @@
-"""Loss and accuracy on answer tokens: the one definition training and evaluation share."""
+"""Loss and accuracy on answer tokens: the one definition training, evaluation and the
+benchmark share.
+
+evaluate() reports, over a data set:
+  loss           cross-entropy per answer token (nats), <EOS> included, as the floor counts it
+  accuracy       share of answer tokens predicted right, <EOS> included
+  bark_accuracy  the same over the answer's barks alone (what the buckets count)
+  stop_accuracy  the same over <EOS> alone: does the model stop where the answer does?
+  exact_match    share of answers right from the first token to <EOS>
+  by_bucket      accuracy of the barks in each bucket (echo: distance), for tasks with buckets
+split_figures() names them as summary.json does, for the validation or the test split.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from barkbench.tasks import PAD, Dataset, distance_bucket
+from barkbench.tasks.common import Dataset, bucket_order
+from barkbench.vocab import EOS, PAD
 
 
 def answer_batch(tokens: torch.Tensor, answer_start: torch.Tensor):
@@ -29,30 +41,63 @@ def answer_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, reduc
 
 
 @torch.no_grad()
-def evaluate(model, data: Dataset, batch_size: int, device) -> dict:
-    """val_loss, val_accuracy and, where the task has distances, accuracy_by_distance."""
+def evaluate(model, data: Dataset, batch_size: int, device, bucket_label=None) -> dict:
+    """The figures above over a data set; by_bucket when the data have buckets and a labeller."""
     was_training = model.training
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
-    bucket_hits: dict[str, list[int]] = {}  # bucket label -> [correct, count]
+    loss_sum = 0.0
+    counts = torch.zeros(7, dtype=torch.long)  # right/all for answer tokens, barks, <EOS>; exact answers
+    bucket_hits: dict[str, list[int]] = {}  # bucket label -> [right, all]
     for i in range(0, len(data), batch_size):
-        tokens = data.tokens[i : i + batch_size].to(device)
-        x, y, mask = answer_batch(tokens, data.answer_start[i : i + batch_size].to(device))
-        logits, _ = model(x)
+        tokens, start = data.tokens[i : i + batch_size].to(device), data.answer_start[i : i + batch_size].to(device)
+        x, y, mask = answer_batch(tokens, start)
+        logits = model.teacher_forcing(x, start)
         loss_sum += answer_loss(logits, y, mask, reduction="sum").item()
         hit = logits.argmax(-1) == y
-        correct += int(hit[mask].sum())
-        count += int(mask.sum())
-        if data.distance is not None:
-            dist = data.distance[i : i + batch_size, 1 : x.shape[1] + 1].to(device)
-            for d in dist[dist > 0].unique().tolist():
-                at = dist == d
-                tally = bucket_hits.setdefault(distance_bucket(d), [0, 0])
+        stop = mask & (y == EOS)
+        bark = mask & ~stop
+        exact = (hit | ~mask).all(1)
+        counts += torch.stack(
+            [
+                (hit & mask).sum(),
+                mask.sum(),
+                (hit & bark).sum(),
+                bark.sum(),
+                (hit & stop).sum(),
+                stop.sum(),
+                exact.sum(),
+            ]
+        ).cpu()
+        if data.bucket is not None and bucket_label is not None:
+            values = data.bucket[i : i + batch_size, 1 : x.shape[1] + 1].to(device)
+            for v in values[values > 0].unique().tolist():
+                at = values == v
+                tally = bucket_hits.setdefault(bucket_label(v), [0, 0])
                 tally[0] += int(hit[at].sum())
                 tally[1] += int(at.sum())
     model.train(was_training)
-    result = {"val_loss": loss_sum / count, "val_accuracy": correct / count}
-    if data.distance is not None:
-        ordered = sorted(bucket_hits.items(), key=lambda item: int(item[0].split("-")[0]))
-        result["accuracy_by_distance"] = {label: hits / n for label, (hits, n) in ordered}
+    right, answer, bark_right, barks, stop_right, stops, exact = counts.tolist()
+    result = {
+        "loss": loss_sum / answer,
+        "accuracy": right / answer,
+        "bark_accuracy": bark_right / max(barks, 1),
+        "stop_accuracy": stop_right / max(stops, 1),
+        "exact_match": exact / len(data),
+    }
+    if bucket_hits:
+        ordered = sorted(bucket_hits.items(), key=lambda item: bucket_order(item[0]))
+        result["by_bucket"] = {label: hits / n for label, (hits, n) in ordered}
     return result
+
+
+def split_figures(figures: dict, split: str, bucket_name: str | None) -> dict:
+    """evaluate()'s figures under their summary.json names: val_loss, val_accuracy and the
+    unprefixed rest (accuracy_by_distance, exact_match) for the validation split; test_ before
+    every one for the test split."""
+    first = {"loss": f"{split}_loss", "accuracy": f"{split}_accuracy"}
+    rest = "" if split == "val" else f"{split}_"
+    named = {}
+    for key, value in figures.items():
+        name = f"accuracy_by_{bucket_name}" if key == "by_bucket" else key
+        named[first.get(key, rest + name)] = value
+    return named

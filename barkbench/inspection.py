@@ -16,91 +16,52 @@ from pathlib import Path
 import torch
 
 from barkbench import plots
-from barkbench.config import RunConfig
 from barkbench.evaluate import answer_loss
-from barkbench.models import BarkGPT
 from barkbench.sample import generate
-from barkbench.tasks import EOS, TASKS, VOCAB, encode, stream
-
-# The default sequence keeps the gap short enough that every token label stays readable.
-INSPECT_GAP = 24
+from barkbench.tasks import stream, task_of
+from barkbench.vocab import EOS, encode
 
 
-def example(cfg: RunConfig, model, prompt: str | None) -> tuple[list[int], int]:
+def example(cfg, model, prompt: str | None) -> tuple[list[int], int]:
     """The tokens to inspect and where the answer starts: the given prompt with the model's own
-    greedy answer, or one sequence of the run's validation task with its true answer."""
+    greedy answer, or one sequence of the run's validation task (its settings made short enough
+    to label every token) with its true answer."""
     if prompt:
-        ids = encode(prompt)
+        ids = encode(prompt, cfg.vocab)
         return ids + generate(model, ids, 1, cfg.sample.max_new_tokens, temperature=0)[0], len(ids)
-    task = cfg.val_task
-    if task.name == "echo":
-        gap = min(task.max_gap, INSPECT_GAP)
-        task = task.model_copy(update={"min_gap": min(task.min_gap, gap), "max_gap": gap})
-    data = TASKS[task.name].make(task, 1, stream(cfg.seed, "inspect"))
+    task = task_of(cfg.val_task)
+    settings = task.readable(cfg.val_task)
+    data = task.make(settings, 1, stream(cfg.seed, "inspect"))
     tokens = data.tokens[0].tolist()
     return tokens[: tokens.index(EOS) + 1], int(data.answer_start[0])
 
 
-def attention_layers(model) -> list:
-    if isinstance(model, BarkGPT):
-        return [block.attn for block in model.blocks if block.attn is not None]
-    return [model.attn] if model.attn is not None else []
-
-
-def gpt_gradients(model, x, y, mask) -> tuple[list[torch.Tensor], list[str]]:
-    """Gradient norms of the answer's loss at the residual stream entering every block."""
-    states: list[torch.Tensor] = []
-
-    def keep(_module, args):
-        args[0].retain_grad()
-        states.append(args[0])
-
-    hooks = [block.register_forward_pre_hook(keep) for block in model.blocks]
-    logits, _ = model(x)
+def gradient_norms(model, tokens: list[int], answer_start: int) -> dict[str, torch.Tensor]:
+    """{line name: the gradient norm of the answer's loss at the model's state, per position}."""
+    x, y = torch.tensor([tokens[:-1]]), torch.tensor([tokens[1:]])
+    mask = torch.arange(1, len(tokens))[None] >= answer_start
+    logits, read = model.gradient_states(x, torch.tensor([answer_start]))
     answer_loss(logits, y, mask).backward()
-    for h in hooks:
-        h.remove()
-    return [s.grad[0].norm(dim=-1) for s in states], [f"into block {i + 1}" for i in range(len(states))]
+    return read()
 
 
-def rnn_gradients(model, x, y, mask) -> tuple[list[torch.Tensor], list[str]]:
-    """Gradient norms of the answer's loss at the recurrent state carried out of every position.
-
-    The model runs one token at a time so that each carried state is a tensor of its own: its
-    gradient is everything the later positions, the answer among them, ask of it.
-    """
-    state, carried, logits = None, [], []
-    for t in range(x.shape[1]):
-        out, state = model(x[:, t : t + 1], state)
-        hidden = state[0] if isinstance(state[0], tuple) else (state[0],)  # (h,) or an LSTM's (h, c)
-        for h in hidden:
-            h.retain_grad()
-        carried.append(hidden)
-        logits.append(out)
-    answer_loss(torch.cat(logits, 1), y, mask).backward()
-    norms = [sum(float(h.grad.pow(2).sum()) for h in hidden if h.grad is not None) ** 0.5 for hidden in carried]
-    return [torch.tensor(norms)], ["recurrent state"]
-
-
-def inspect(cfg: RunConfig, model, prompt: str | None, out_dir: Path) -> list[Path]:
+def draw_pictures(cfg, model, prompt: str | None, out_dir: Path) -> list[Path]:
     """Draw the pictures for a loaded model; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tokens, answer_start = example(cfg, model, prompt)
-    labels = [VOCAB[t] for t in tokens[:-1]]
+    labels = [cfg.vocab[t] for t in tokens[:-1]]
     x = torch.tensor([tokens[:-1]])
-    y = torch.tensor([tokens[1:]])
-    mask = torch.arange(1, len(tokens))[None] >= answer_start
     model.eval()
 
     written = []
-    for n, layer in enumerate(attention_layers(model), 1):
+    for n, layer in enumerate(model.attention_layers(), 1):
         layer.keep_weights = True
         with torch.no_grad():
-            model(x)
+            model.teacher_forcing(x, torch.tensor([answer_start]))
         written.append(plots.attention_heads(layer.weights[0], labels, out_dir / f"attention-layer{n}.png", n))
         layer.keep_weights = False
-    norms, names = (gpt_gradients if isinstance(model, BarkGPT) else rnn_gradients)(model, x, y, mask)
-    message = cfg.val_task.message_length if cfg.val_task.name == "echo" else None
-    title = f"{cfg.model.name} ({cfg.model.attention} attention): how far back the answer's loss reaches"
-    written.append(plots.gradient_norms(norms, names, labels, answer_start, message, title, out_dir / "gradients.png"))
+    norms = gradient_norms(model, tokens, answer_start)
+    message = None if prompt else task_of(cfg.val_task).message(cfg.val_task, tokens, answer_start)
+    title = f"{cfg.model.name}: how far back the answer's loss reaches"
+    written.append(plots.gradient_norms(norms, labels, answer_start, message, title, out_dir / "gradients.png"))
     return written

@@ -13,8 +13,8 @@ matplotlib.use("Agg")  # files only: no display, and safe in worker processes an
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def accuracy_by_distance(groups: list[dict], path: Path, title: str, threshold: float, chance: float) -> None:
-    """One line per group: mean accuracy in each distance bucket, the spread over seeds shaded."""
+def accuracy_by_bucket(groups: list[dict], path: Path, title: str, axis: str, threshold: float, chance: float) -> None:
+    """One line per group: mean accuracy in each bucket (echo: distance), the spread over seeds shaded."""
     buckets = list(dict.fromkeys(b for g in groups for b in g["accuracy_by_distance"]))
     fig, ax = plt.subplots(figsize=(10, 5))
     for g in groups:
@@ -30,9 +30,9 @@ def accuracy_by_distance(groups: list[dict], path: Path, title: str, threshold: 
     ax.axhline(threshold, color="grey", linestyle=":", linewidth=1, label=f"collapse threshold ({threshold})")
     ax.set_xticks(range(len(buckets)), buckets)
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel("distance from a message token to where it is repeated (tokens)")
+    ax.set_xlabel(axis)
     ax.set_ylabel("validation accuracy (mean ± std over seeds)")
-    ax.set_title(f"{title}: accuracy against distance")
+    ax.set_title(f"{title}: accuracy by {axis.split(' ')[0]}")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the plot: never over a line
     fig.tight_layout()
@@ -81,17 +81,17 @@ def attention_heads(weights, labels: list[str], path: Path, layer: int) -> Path:
     return path
 
 
-def gradient_norms(norms, names, labels, answer_start: int, message: int | None, title: str, path: Path) -> Path:
+def gradient_norms(norms: dict, labels, answer_start: int, message, title: str, path: Path) -> Path:
     """`inspect`'s gradients.png: one line of gradient norms per state (log scale), the answer's
-    start marked and, for echo, the message (its first `message` tokens after `User:`) shaded."""
+    start marked and the prompt tokens the answer needs (`message`: first, last) shaded."""
     T = len(labels)
     fig, ax = plt.subplots(figsize=(max(8.0, 0.14 * T), 4.5))
-    for norm, name in zip(norms, names):
+    for name, norm in norms.items():
         # A state nothing later depends on (the last one) has no gradient at all: leave it out.
-        ax.semilogy(range(T), norm.masked_fill(norm == 0, float("nan")).numpy(), marker=".", label=name)
+        ax.semilogy(range(len(norm)), norm.masked_fill(norm == 0, float("nan")).numpy(), marker=".", label=name)
     ax.axvline(answer_start - 0.5, color="grey", linestyle="--", label="answer starts")
     if message:
-        ax.axvspan(0.5, message + 0.5, color="orange", alpha=0.15, label="the message")
+        ax.axvspan(message[0] - 0.5, message[1] + 0.5, color="orange", alpha=0.15, label="the message")
     ax.set_xticks(range(T), labels, rotation=90, fontsize=max(3, min(8, 600 // T)))
     ax.set_ylabel("gradient norm of the answer's loss")
     ax.set_title(title)

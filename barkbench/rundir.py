@@ -1,29 +1,25 @@
-"""Run directories: creating them, and writing every file so that a crash never leaves one torn.
+"""Run directories: creating them, reading them, and writing every file so that a crash never
+leaves one torn. (The checkpoints inside them: barkbench/checkpoints.py.)
 
-Whole files (meta.json, summary.json, config.yaml, checkpoints) are written to a temporary
-name and renamed into place; metrics.jsonl grows by one `write` of a whole line at a time.
-So `kill -9` at any moment leaves a meta.json that parses, a metrics.jsonl whose every line
-parses, and a last checkpoint that loads.
-
-Checkpoints hold no pickle: weights, optimiser moments and random states are safetensors,
-and the few scalars beside them are JSON in the safetensors header.
+Whole files (meta.json, summary.json, config.yaml) are written to a temporary name and renamed
+into place; metrics.jsonl grows by one `write` of a whole line at a time. So `kill -9` at any
+moment leaves a meta.json that parses and a metrics.jsonl whose every line parses.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import secrets
-import shutil
 import socket
 import time
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
-
+from barkbench import __version__
+from barkbench.config import RunConfig, read_yaml, to_yaml, validate
 from barkbench.errors import BarkError
 
 STALE_SECONDS = 120  # a `running` run whose heartbeat is older than this, on another host, is dead
@@ -33,13 +29,13 @@ def now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _temp_name(path: Path) -> Path:
+def temp_name(path: Path) -> Path:
     # Unique per writer, so a signal handler and the main loop never share a temporary file.
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = _temp_name(path)
+    tmp = temp_name(path)
     with open(tmp, "w") as f:
         f.write(text)
         f.flush()
@@ -72,6 +68,32 @@ def create_run_dir(runs_dir: Path, name: str) -> Path:
             return path
         except FileExistsError:
             continue
+
+
+def start_run(cfg: RunConfig, runs_dir: Path) -> Path:
+    """Create a run directory for a validated config and write its config and meta."""
+    run = create_run_dir(Path(runs_dir), cfg.name)
+    write_atomic(run / "config.yaml", to_yaml(cfg))
+    versions = {"barkbench": __version__, "torch": version("torch"), "python": platform.python_version()}
+    update_meta(run, status="running", seed=cfg.seed, versions=versions, created=now())
+    return run
+
+
+def load_run_config(run: Path) -> RunConfig:
+    if not (run / "config.yaml").exists():
+        raise BarkError(
+            f"{run} is not a barkbench run directory (it has no config.yaml); give the path of one under runs/"
+        )
+    return validate(read_yaml(run / "config.yaml"), str(run / "config.yaml"))
+
+
+def check_resumable(run: Path) -> None:
+    meta = read_json(run / "meta.json")
+    status = shown_status(meta)
+    if status == "completed":
+        raise BarkError(f"run {run} has already completed; start a new run instead of resuming it")
+    if status == "running":
+        raise BarkError(f"run {run} is still running (pid {meta.get('pid')}); wait for it or stop it first")
 
 
 # ---- meta.json ------------------------------------------------------------------------------
@@ -114,6 +136,11 @@ def find_runs(root: Path) -> list[Path]:
     return sorted(found, key=lambda run: (run / "meta.json").stat().st_mtime)
 
 
+def list_checkpoints(run: Path) -> list[Path]:
+    root = run / "checkpoints"
+    return sorted(root.glob("step-[0-9]*")) if root.exists() else []
+
+
 # ---- metrics.jsonl ---------------------------------------------------------------------------
 
 
@@ -136,97 +163,3 @@ def truncate_metrics(run: Path, step: int) -> None:
     """Drop rows after `step`, so a resumed run appends without repeating steps."""
     kept = [row for row in read_jsonl(run / "metrics.jsonl") if row["step"] <= step]
     write_atomic(run / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in kept))
-
-
-# ---- checkpoints -----------------------------------------------------------------------------
-
-
-def save_checkpoint(run: Path, step: int, model, trainer_tensors: dict, trainer_meta: dict, keep: int) -> Path:
-    """checkpoints/step-NNNNNNN/{model,trainer}.safetensors, written whole or not at all."""
-    root = run / "checkpoints"
-    root.mkdir(exist_ok=True)
-    final = root / f"step-{step:07d}"
-    tmp = _temp_name(final)
-    tmp.mkdir()
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
-    save_file(
-        {k: v.contiguous().cpu() for k, v in trainer_tensors.items()},
-        tmp / "trainer.safetensors",
-        metadata={"trainer": json.dumps(trainer_meta)},
-    )
-    if final.exists():  # the same step saved again (an interrupt right after a save)
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    for old in list_checkpoints(run)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def list_checkpoints(run: Path) -> list[Path]:
-    root = run / "checkpoints"
-    return sorted(root.glob("step-[0-9]*")) if root.exists() else []
-
-
-def latest_checkpoint(run: Path) -> Path:
-    found = list_checkpoints(run)
-    if not found:
-        raise BarkError(f"run {run} has no checkpoint yet; train it (or resume it) before using it", code=1)
-    return found[-1]
-
-
-def _load_safetensors(path: Path) -> dict:
-    if not path.exists():
-        raise BarkError(f"{path} is missing; the checkpoint is incomplete", code=1)
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise BarkError(
-            f"{path} is not a valid safetensors file ({err}); barkbench loads no other format, "
-            "so the file was damaged or replaced",
-            code=1,
-        ) from None
-
-
-def load_weights(model, checkpoint: Path) -> None:
-    state = _load_safetensors(checkpoint / "model.safetensors")
-    expected = model.state_dict()
-    problems = [f"{k} is missing" for k in expected if k not in state]
-    problems += [f"{k} is unexpected" for k in state if k not in expected]
-    problems += [
-        f"{k} has shape {tuple(state[k].shape)} where the config builds {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if problems:
-        raise BarkError(
-            f"checkpoint {checkpoint} does not match its run's config.yaml ({'; '.join(problems[:3])}); "
-            "the config was edited after training, so restore it or train a new run",
-            code=1,
-        )
-    model.load_state_dict(state)
-
-
-def load_trainer_state(checkpoint: Path) -> tuple[dict, dict]:
-    path = checkpoint / "trainer.safetensors"
-    tensors = _load_safetensors(path)
-    with safe_open(path, framework="pt") as f:
-        meta = json.loads((f.metadata() or {}).get("trainer", "{}"))
-    return tensors, meta
-
-
-def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, list]:
-    """An optimiser's state as flat tensors (safetensors) plus its param groups (JSON)."""
-    sd = optimizer.state_dict()
-    tensors = {f"optim.{i}.{name}": t for i, state in sd["state"].items() for name, t in state.items()}
-    return tensors, sd["param_groups"]
-
-
-def optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict, groups: list) -> None:
-    state: dict[int, dict] = {}
-    for key, t in tensors.items():
-        if key.startswith("optim."):
-            _, i, name = key.split(".", 2)
-            state.setdefault(int(i), {})[name] = t
-    for g in groups:
-        g["betas"] = tuple(g["betas"])
-    optimizer.load_state_dict({"state": state, "param_groups": groups})

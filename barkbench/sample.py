@@ -1,11 +1,13 @@
-"""Sampling from a model: temperature, top-k, greedy at temperature 0, stop at <EOS>."""
+"""Sampling from a model: temperature, top-k, greedy at temperature 0, stop at <EOS>; and the
+samples a run shows at the end, judged where the task can judge them."""
 
 from __future__ import annotations
 
 import torch
 
 from barkbench.errors import BarkError
-from barkbench.tasks import EOS, PAD
+from barkbench.tasks import sample_prompts, task_of
+from barkbench.vocab import EOS, PAD, decode, encode
 
 
 def pick(
@@ -38,32 +40,66 @@ def generate(
     """num_samples continuations of one prompt, each cut after its <EOS> (kept).
 
     With use_cache the model carries its state (hidden state or key/value cache), so each new
-    token costs one position; without it every step re-runs the whole sequence, which is the
-    reference the cache is measured and tested against.
+    token costs one position; without it every step re-runs teacher forcing over the whole
+    sequence, which is the reference the cache is measured and tested against.
     """
-    context = getattr(model, "context_length", None)
-    if context is not None and len(prompt) > context:
+    room = model.room(len(prompt))
+    if room is not None and room < 0:
         raise BarkError(
-            f"the prompt has {len(prompt)} tokens but the model's context_length is {context}; shorten the prompt"
+            f"the prompt has {len(prompt)} tokens but the model's context_length is {model.context_length}; "
+            "shorten the prompt"
         )
-    if context is not None:
-        max_new_tokens = min(max_new_tokens, context - len(prompt))
+    if room is not None:
+        max_new_tokens = min(max_new_tokens, room)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     seq = torch.tensor([prompt] * num_samples, device=device)
+    start = torch.full((num_samples,), len(prompt), device=device)
     done = torch.zeros(num_samples, dtype=torch.bool, device=device)
-    logits, state = model(seq)
+    logits, state = model.prefill(seq)
     for i in range(max_new_tokens):
-        token = pick(logits[:, -1], temperature, top_k, generator).to(device)
+        token = pick(logits, temperature, top_k, generator).to(device)
         token = torch.where(done, PAD, token)
         seq = torch.cat([seq, token[:, None]], 1)
         done |= token == EOS
         if done.all() or i == max_new_tokens - 1:
             break
-        logits, state = model(token[:, None], state) if use_cache else model(seq)
+        if use_cache:
+            logits, state = model.decode(token, state)
+        else:
+            logits = model.teacher_forcing(seq, start)[:, -1]
     model.train(was_training)
     out = []
     for row in seq[:, len(prompt) :].tolist():
         out.append(row[: row.index(EOS) + 1] if EOS in row else row)
     return out
+
+
+def draw_samples(model, task_cfg, sc, seed: int, generator: torch.Generator) -> tuple[list[dict], dict]:
+    """Samples as a run shows them: one row each (prompt, text, stopped, and the task's verdict:
+    the expected answer and whether it is right, where the task has one) and the verdicts' summary.
+
+    With sample.prompt set every sample continues it; otherwise each sample gets a prompt of the
+    task of its own (the same prompt for all where the task has only one, as barks does)."""
+    task = task_of(task_cfg)
+    if sc.prompt:
+        pairs = [(encode(sc.prompt, task.vocab), None)] * sc.num_samples
+    else:
+        pairs = sample_prompts(task_cfg, sc.num_samples, seed)
+    args = (sc.max_new_tokens, sc.temperature, sc.top_k, generator)
+    if len({tuple(p) for p, _ in pairs}) == 1:  # one prompt: sample all at once as a batch
+        answers = generate(model, pairs[0][0], len(pairs), *args) if pairs else []
+    else:
+        answers = [generate(model, prompt, 1, *args)[0] for prompt, _ in pairs]
+    prompts, expected = [p for p, _ in pairs], [e for _, e in pairs]
+    if task.judge is not None:
+        verdicts, summary = task.judge(task_cfg, prompts, answers, expected)
+    else:
+        verdicts, summary = [{} for _ in answers], {}
+    rows = []
+    for prompt, answer, verdict in zip(prompts, answers, verdicts):
+        stopped = answer[-1:] == [EOS]
+        text = decode(answer[:-1] if stopped else answer, task.vocab)
+        rows.append({"prompt": decode(prompt, task.vocab), "text": text, "stopped": stopped, **verdict})
+    return rows, summary

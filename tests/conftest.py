@@ -1,22 +1,19 @@
-"""Shared fixtures: a tiny config (trains in well under a second), a writer for config files, a CliRunner."""
+"""Shared fixtures: one thread for torch, a writer for config files, a CliRunner.
+
+Tests that start processes or send signals are marked `slow`: `pytest -m "not slow"` leaves
+them out, `make test` runs everything.
+"""
 
 from __future__ import annotations
-
-import copy
 
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
+from helpers import RUNNER
 
-TINY = {
-    "name": "tiny",
-    "seed": 0,
-    "task": {"name": "barks", "train_size": 64, "val_size": 16},
-    "model": {"name": "gpt", "embedding_dim": 8, "layers": 1, "heads": 2, "context_length": 32},
-    "train": {"steps": 3, "batch_size": 8, "eval_every": 1, "eval_batch_size": 16},
-    "sample": {"num_samples": 2, "max_new_tokens": 8},
-}
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts processes or sends signals (deselect with -m 'not slow')")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -27,12 +24,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tiny():
-    """A function returning a fresh copy of the tiny config mapping, to change as a test likes."""
-    return lambda: copy.deepcopy(TINY)
 
 
 @pytest.fixture
@@ -49,4 +40,4 @@ def write_config(tmp_path):
 
 @pytest.fixture(scope="session")
 def runner():
-    return CliRunner()
+    return RUNNER

@@ -14,25 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
+from helpers import SHORT
 
 from barkbench.cli import app
 
-BASE = {
-    "name": "tiny",
-    "seed": 0,
-    "task": {"name": "barks", "train_size": 256, "val_size": 32},
-    "model": {"name": "gpt", "embedding_dim": 16, "layers": 1, "heads": 2, "context_length": 64},
-    "train": {"steps": 20, "batch_size": 8, "eval_every": 10},
-    "sample": {"num_samples": 1, "max_new_tokens": 5},
-}
-
-runner = CliRunner()
-
 
 def merged(patch: dict) -> dict:
-    """BASE with `patch` merged in, section by section."""
-    data = copy.deepcopy(BASE)
+    """SHORT with `patch` merged in, section by section."""
+    data = copy.deepcopy(SHORT)
     for key, value in patch.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key].update(value)
@@ -61,11 +50,11 @@ def set_meta(run: Path, **fields) -> None:
 
 
 @pytest.fixture(scope="module")
-def completed_run(tmp_path_factory) -> Path:
+def completed_run(tmp_path_factory, runner) -> Path:
     """One tiny completed gpt run (context_length 64), trained once for the whole module."""
     root = tmp_path_factory.mktemp("bad-input-base")
     config = root / "config.yaml"
-    config.write_text(yaml.safe_dump(BASE))
+    config.write_text(yaml.safe_dump(SHORT))
     result = runner.invoke(app, ["train", "--config", str(config), "--runs-dir", str(root / "runs")])
     assert result.exit_code == 0, result.output
     (run,) = (root / "runs").iterdir()
@@ -114,8 +103,8 @@ CASES = [
     ("negative-lr", {"train": {"lr": -0.1}}, TRAIN, 2, ["train.lr", "-0.1"]),
     ("dropout-one", {"model": {"dropout": 1.0}}, TRAIN, 2, ["model.dropout", "1.0"]),
     ("heads-not-dividing", {"model": {"heads": 3}}, TRAIN, 2, ["model.heads (3)", "model.embedding_dim (16)"]),
-    ("unknown-model", {"model": {"name": "transformer"}}, TRAIN, 2, ["model.name", "'transformer'"]),
-    ("unknown-task", {"task": {"name": "copy"}}, TRAIN, 2, ["task.name", "'copy'"]),
+    ("unknown-model", {"model": {"name": "mamba"}}, TRAIN, 2, ["model.name", "'mamba'"]),
+    ("unknown-task", {"task": {"name": "parrot"}}, TRAIN, 2, ["task.name", "'parrot'"]),
     ("min-above-max", {"task": {"min_barks": 9, "max_barks": 3}}, TRAIN, 2, ["task.min_barks (9)", "task.max_barks (3)"]),
     ("sequence-over-context", {"model": {"context_length": 8}}, TRAIN, 2, ["model.context_length is 8"]),
     ("prompt-over-context", {"sample": {"prompt": LONG_PROMPT}}, TRAIN, 2, ["sample.prompt has 102 tokens"]),
@@ -181,7 +170,7 @@ def _params():
 
 
 @pytest.mark.parametrize("config, args, code, fragments", list(_params()))
-def test_bad_input(layout, config, args, code, fragments):
+def test_bad_input(layout, runner, config, args, code, fragments):
     if isinstance(config, dict):
         layout["config"].write_text(yaml.safe_dump(merged(config), sort_keys=False))
     elif isinstance(config, str):

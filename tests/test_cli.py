@@ -9,11 +9,12 @@ import shutil
 import pytest
 import typer
 import yaml
+from helpers import tiny
 from safetensors.torch import load_file
 
 from barkbench.cli import app
 from barkbench.config import load_config, to_yaml
-from barkbench.tasks import VOCAB
+from barkbench.vocab import VOCAB
 
 SUMMARY_KEYS = [
     "model",
@@ -46,7 +47,7 @@ def lines(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny, runner):
+def trained(tmp_path_factory, runner):
     """One tiny run trained through the CLI, shared by the tests that only read it."""
     root = tmp_path_factory.mktemp("trained")
     config = root / "tiny.yaml"
@@ -61,7 +62,7 @@ def trained(tmp_path_factory, tiny, runner):
 # ---- validate -------------------------------------------------------------------------------
 
 
-def test_validate_prints_the_resolved_config(runner, write_config, tiny):
+def test_validate_prints_the_resolved_config(runner, write_config):
     path = write_config(tiny())
     result = runner.invoke(app, ["validate", "--config", str(path), "model.embedding_dim=16", "train.steps=7"])
     assert result.exit_code == 0, result.output
@@ -74,7 +75,7 @@ def test_validate_prints_the_resolved_config(runner, write_config, tiny):
     assert shown == load_config(path, ["model.embedding_dim=16", "train.steps=7"]).model_dump()
 
 
-def test_validate_prints_yaml_exactly_even_with_long_lines(runner, write_config, tiny):
+def test_validate_prints_yaml_exactly_even_with_long_lines(runner, write_config):
     """What validate prints is the resolved YAML itself, not rewrapped for an 80-column terminal,
     so `barkbench validate ... > resolved.yaml` keeps it as it is."""
     prompt = "User: " + "woof arf ruff grrr " * 10 + "speak Assistant:"
@@ -87,7 +88,7 @@ def test_validate_prints_yaml_exactly_even_with_long_lines(runner, write_config,
     assert result.stdout == to_yaml(load_config(path))
 
 
-def test_validate_reports_every_problem_on_stderr(runner, write_config, tiny):
+def test_validate_reports_every_problem_on_stderr(runner, write_config):
     data = tiny()
     data["model"]["hiden_size"] = 4
     data["train"]["steps"] = -1
@@ -106,7 +107,7 @@ def test_validate_a_broken_yaml_file(runner, write_config):
     assert_clean_error(result, "not valid YAML")
 
 
-def test_validate_an_override_without_equals(runner, write_config, tiny):
+def test_validate_an_override_without_equals(runner, write_config):
     result = runner.invoke(app, ["validate", "--config", str(write_config(tiny())), "train.steps"])
     assert_clean_error(result, "'train.steps'", "KEY=VALUE")
 
@@ -118,7 +119,7 @@ def test_validate_an_override_without_equals(runner, write_config, tiny):
     "case",
     ["unknown-key", "bad-value", "bad-override", "broken-yaml", "missing-file"],
 )
-def test_train_with_a_bad_config_writes_nothing(runner, write_config, tiny, tmp_path, case):
+def test_train_with_a_bad_config_writes_nothing(runner, write_config, tmp_path, case):
     data = tiny()
     overrides = []
     if case == "unknown-key":

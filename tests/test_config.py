@@ -6,9 +6,10 @@ import re
 
 import pytest
 import torch
+from helpers import tiny
 
 from barkbench.config import apply_overrides, load_config, validate
-from barkbench.errors import BarkError
+from barkbench.errors import BarkError, exit_code
 
 
 def names(message: str, value) -> bool:
@@ -20,7 +21,7 @@ def problems_of(data: dict) -> str:
     """The message of the BarkError that validating data raises (it must raise, with status 2)."""
     with pytest.raises(BarkError) as caught:
         validate(data, "my.yaml")
-    assert caught.value.code == 2
+    assert exit_code(caught.value) == 2
     return str(caught.value)
 
 
@@ -122,7 +123,7 @@ def test_consistency_problems_are_reported_with_the_others(data, expected):
         ({"task": {"train_size": -5}}, "task.train_size", "-5"),
         ({"train": {"batch_size": 0}}, "train.batch_size", "0"),
         ({"model": {"dropout": 1.5}}, "model.dropout", "1.5"),
-        ({"model": {"name": "transformer"}}, "model.name", "transformer"),
+        ({"model": {"name": "mamba"}}, "model.name", "mamba"),
         ({"task": {"name": "parrot"}}, "task.name", "parrot"),
         ({"device": "gpu"}, "device", "gpu"),
     ],
@@ -139,7 +140,7 @@ def test_a_section_that_is_not_a_mapping_is_an_error():
 
 
 def test_unknown_model_and_task_list_the_known_names():
-    message = problems_of({"model": {"name": "transformer"}, "task": {"name": "parrot"}})
+    message = problems_of({"model": {"name": "mamba"}, "task": {"name": "parrot"}})
     for name in ["rnn", "lstm", "gru", "gpt", "barks", "cycle", "echo"]:
         assert name in message
 
@@ -230,7 +231,7 @@ def test_explicit_name_is_kept():
 # ---- files ----------------------------------------------------------------------------------
 
 
-def test_load_config_reads_a_file(write_config, tiny):
+def test_load_config_reads_a_file(write_config):
     cfg = load_config(write_config(tiny()))
     assert cfg.name == "tiny"
     assert cfg.model.embedding_dim == 8
@@ -251,7 +252,7 @@ def test_a_file_that_is_not_a_config_is_one_clear_error(write_config, text, word
     path = write_config(text)
     with pytest.raises(BarkError) as caught:
         load_config(path)
-    assert caught.value.code == 2
+    assert exit_code(caught.value) == 2
     assert str(path) in str(caught.value)
     for word in words:
         assert word in str(caught.value)
@@ -261,7 +262,7 @@ def test_a_missing_file_is_an_error(tmp_path):
     path = tmp_path / "nope.yaml"
     with pytest.raises(BarkError) as caught:
         load_config(path)
-    assert caught.value.code == 2
+    assert exit_code(caught.value) == 2
     assert str(path) in str(caught.value) and "does not exist" in str(caught.value)
 
 
@@ -281,7 +282,7 @@ def test_overrides_parse_values_as_yaml():
     assert data["train"]["warmup_steps"] == 0
 
 
-def test_overrides_apply_on_top_of_the_file(write_config, tiny):
+def test_overrides_apply_on_top_of_the_file(write_config):
     cfg = load_config(
         write_config(tiny()), ["model.name=lstm", "model.hidden_size=12", "train.lr=1e-3", "task.name=echo", "seed=7"]
     )
@@ -293,7 +294,7 @@ def test_overrides_apply_on_top_of_the_file(write_config, tiny):
     assert cfg.model.embedding_dim == 8  # the rest of the file is kept
 
 
-def test_a_prompt_override_is_taken_as_text(write_config, tiny):
+def test_a_prompt_override_is_taken_as_text(write_config):
     """`sample.prompt=User: speak Assistant:` is how a user writes it on the command line; the
     colon must not turn the prompt into a YAML mapping."""
     cfg = load_config(write_config(tiny()), ["sample.prompt=User: speak Assistant:"])
@@ -316,17 +317,17 @@ def test_an_override_under_a_key_that_is_not_a_section_is_an_error(bad):
     assert data == {"seed": 0, "train": {"steps": 10}}  # left alone
 
 
-def test_override_problems_come_with_the_config_problems(write_config, tiny):
+def test_override_problems_come_with_the_config_problems(write_config):
     with pytest.raises(BarkError) as caught:
         load_config(write_config(tiny()), ["train.steps", "model.hiden_size=3", "train.steps.x=1"])
     message = str(caught.value)
-    assert caught.value.code == 2
+    assert exit_code(caught.value) == 2
     assert "'train.steps'" in message and "KEY=VALUE" in message
     assert "model.hiden_size" in message and "model.hidden_size" in message
     assert "not a section" in message
 
 
-def test_an_unknown_key_given_as_override_is_reported(write_config, tiny):
+def test_an_unknown_key_given_as_override_is_reported(write_config):
     with pytest.raises(BarkError) as caught:
         load_config(write_config(tiny()), ["train.stpes=5"])
     assert "train.stpes" in str(caught.value) and "did you mean 'train.steps'" in str(caught.value)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
+from helpers import PNG, V
 
 from barkbench.cli import app
 from barkbench.config import RunConfig
-from barkbench.inspection import attention_layers, example, gpt_gradients, rnn_gradients
+from barkbench.inspection import example, gradient_norms
 from barkbench.models import build_model
-
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def echo_config(model: dict) -> dict:
@@ -26,14 +24,14 @@ def echo_config(model: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, runner):
     """Completed runs of a gpt and of an rnn with attention, trained through the CLI."""
     root = tmp_path_factory.mktemp("runs")
     runs = {}
     for name, model in {"gpt": {"name": "gpt"}, "rnn": {"name": "rnn", "attention": "mha"}}.items():
         path = root / f"{name}.yaml"
         path.write_text(yaml.safe_dump(echo_config(model)))
-        result = CliRunner().invoke(app, ["train", "--config", str(path), "--runs-dir", str(root / name)])
+        result = runner.invoke(app, ["train", "--config", str(path), "--runs-dir", str(root / name)])
         assert result.exit_code == 0, result.output
         runs[name] = next((root / name).iterdir())
     return runs
@@ -77,11 +75,9 @@ def test_rnn_gradient_reaches_back_through_the_recurrence(name):
     # which the recurrence does not use, would give exactly zero there).
     torch.manual_seed(0)
     cfg = RunConfig.model_validate(echo_config({"name": name}))
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, V)
     tokens, start = example(cfg, model, None)
-    x, y = torch.tensor([tokens[:-1]]), torch.tensor([tokens[1:]])
-    mask = torch.arange(1, len(tokens))[None] >= start
-    (norms,), _ = rnn_gradients(model, x, y, mask)
+    (norms,) = gradient_norms(model, tokens, start).values()
     assert (norms[: start - 1] > 0).all()
     assert norms[-1] == 0  # nothing depends on the last state
 
@@ -89,16 +85,14 @@ def test_rnn_gradient_reaches_back_through_the_recurrence(name):
 def test_gpt_gradients_one_line_per_block_and_attention_rows_sum_to_one():
     torch.manual_seed(0)
     cfg = RunConfig.model_validate(echo_config({"name": "gpt"}))
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, V)
     tokens, start = example(cfg, model, None)
-    x, y = torch.tensor([tokens[:-1]]), torch.tensor([tokens[1:]])
-    mask = torch.arange(1, len(tokens))[None] >= start
-    norms, names = gpt_gradients(model, x, y, mask)
-    assert names == ["into block 1", "into block 2"]
-    assert all(n.shape == (len(tokens) - 1,) and (n[: start - 1] > 0).all() for n in norms)
-    for layer in attention_layers(model):
+    norms = gradient_norms(model, tokens, start)
+    assert list(norms) == ["entering layer 1", "entering layer 2"]
+    assert all(n.shape == (len(tokens) - 1,) and (n[: start - 1] > 0).all() for n in norms.values())
+    for layer in model.attention_layers():
         layer.keep_weights = True
     with torch.no_grad():
-        model(x)
-    for layer in attention_layers(model):
+        model(torch.tensor([tokens[:-1]]))
+    for layer in model.attention_layers():
         assert torch.allclose(layer.weights.sum(-1), torch.ones(1))

@@ -1,49 +1,48 @@
-"""Models: causality, padding, incremental state, parameter counts and state sizes."""
+"""Models: the contract every family keeps (causality, padding, incremental state equal to the full
+pass, state size, gradients everywhere), parametrised over MODELS; then each family's own sums."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import SMALL, V, model_config, random_tokens, small_model
 
-from barkbench import evaluate, models, tasks
-from barkbench.config import RunConfig
-from barkbench.tasks import PAD, TASKS
+from barkbench import evaluate
+from barkbench.models import MODELS, count_params
+from barkbench.models.parts import DecoderOnly
+from barkbench.models.recurrent.network import StepByStepRNN
+from barkbench.tasks import TASKS
+from barkbench.vocab import ASSISTANT, EOS, PAD
 
-VOCAB = len(tasks.VOCAB)
-NAMES = list(models.MODELS)
-SMALL = {"embedding_dim": 16, "hidden_size": 12, "layers": 2, "heads": 2, "ffn_dim": 24, "context_length": 64}
-
-
-TINY_TASK = {"name": "barks", "min_barks": 1, "max_barks": 2}  # 6 tokens: fits any context_length here
-
-
-def model_cfg(name: str, **overrides):
-    return RunConfig.model_validate({"task": TINY_TASK, "model": {**SMALL, "name": name, **overrides}}).model
-
-
-def small_model(name: str, seed: int = 0, **overrides):
-    torch.manual_seed(seed)
-    model = models.build_model(model_cfg(name, **overrides))
-    model.eval()
-    return model
-
-
-def random_tokens(batch: int, length: int, seed: int = 0) -> torch.Tensor:
-    # Real tokens only (ids 1..8), so nothing here depends on how <PAD> is treated.
-    return torch.randint(1, VOCAB, (batch, length), generator=torch.Generator().manual_seed(seed))
+NAMES = list(MODELS)
 
 
 def test_registry_names():
-    assert set(NAMES) == {"rnn", "lstm", "gru", "gpt"}
+    assert set(NAMES) >= {"rnn", "lstm", "gru", "gpt"}
+
+
+def answer_data(seed: int = 0):
+    task_cfg = TASKS["echo"].config(message_length=3, min_gap=0, max_gap=10)
+    data = TASKS["echo"].make(task_cfg, 24, torch.Generator().manual_seed(seed))
+    lengths = (data.tokens != PAD).sum(1)
+    assert len(set(lengths.tolist())) > 3  # varied lengths, so batches really pad
+    return data
+
+
+def logits_of(model, tokens, start=None):
+    start = torch.zeros(tokens.shape[0], dtype=torch.long) if start is None else start
+    return model.teacher_forcing(tokens, start)
+
+
+# ---- the contract, for every model -------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_output_shape(name):
     model = small_model(name)
-    logits, state = model(random_tokens(3, 10))
-    assert logits.shape == (3, 10, VOCAB)
-    assert state is not None
+    logits = logits_of(model, random_tokens(3, 10))
+    assert logits.shape == (3, 10, V)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -52,30 +51,20 @@ def test_causal(name, t):
     model = small_model(name)
     tokens = random_tokens(2, 20)
     changed = tokens.clone()
-    changed[:, t + 1] = tokens[:, t + 1] % (VOCAB - 1) + 1  # a different real token
+    changed[:, t + 1] = tokens[:, t + 1] % (V - 1) + 1  # a different real token
     assert (changed != tokens).sum() == 2
     with torch.no_grad():
-        before, _ = model(tokens)
-        after, _ = model(changed)
+        before, after = logits_of(model, tokens), logits_of(model, changed)
     torch.testing.assert_close(after[:, : t + 1], before[:, : t + 1], atol=1e-6, rtol=0)
     # The check can fail: from t+1 on, the model does see the change.
     assert (after[:, t + 1 :] - before[:, t + 1 :]).abs().amax() > 1e-4
-
-
-def answer_data(seed: int = 0) -> tasks.Dataset:
-    cfg = RunConfig.model_validate({"task": {"name": "echo", "message_length": 3, "min_gap": 0, "max_gap": 10}}).task
-    data = TASKS["echo"].make(cfg, 24, torch.Generator().manual_seed(seed))
-    lengths = (data.tokens != PAD).sum(1)
-    assert len(set(lengths.tolist())) > 3  # varied lengths, so batches really pad
-    return data
 
 
 def row_loss_alone(model, tokens: torch.Tensor, start: int) -> float:
     length = int((tokens != PAD).sum())
     x, y, mask = evaluate.answer_batch(tokens[None, :length], torch.tensor([start]))
     assert x.shape[1] == length - 1
-    logits, _ = model(x)
-    return float(evaluate.answer_loss(logits, y, mask))
+    return float(evaluate.answer_loss(logits_of(model, x, torch.tensor([start])), y, mask))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -88,7 +77,7 @@ def test_padding_does_not_change_answer_loss(name):
     with torch.no_grad():
         x, y, mask = evaluate.answer_batch(tokens, starts)
         assert x.shape[1] == int(lengths.max()) - 1
-        logits, _ = model(x)
+        logits = logits_of(model, x, starts)
         for i in [0, 1, len(order) // 2, len(order) - 1]:
             alone = row_loss_alone(model, tokens[i], int(starts[i]))
             batched = float(evaluate.answer_loss(logits[i : i + 1], y[i : i + 1], mask[i : i + 1]))
@@ -100,31 +89,71 @@ def test_padding_does_not_change_answer_loss(name):
         assert float(evaluate.answer_loss(logits, y, mask)) == pytest.approx(weighted, abs=1e-5)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_evaluate_independent_of_batch_size(name):
+    model = small_model(name)
+    data = answer_data(seed=1)
+    label = TASKS["echo"].buckets.label
+    one = evaluate.evaluate(model, data, batch_size=1, device="cpu", bucket_label=label)
+    for other in (
+        evaluate.evaluate(model, data, len(data), "cpu", label),
+        evaluate.evaluate(model, data, 5, "cpu", label),
+    ):
+        for key in ("loss", "accuracy", "bark_accuracy", "stop_accuracy", "exact_match"):
+            assert other[key] == pytest.approx(one[key], abs=1e-5), key
+        assert other["by_bucket"] == pytest.approx(one["by_bucket"], abs=1e-9)
+    assert set(one["by_bucket"]) <= {"4-7", "8-15"}  # distances 5..15
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cached_decoding_equals_the_full_pass(name):
+    """prefill, then decode one token at a time with the model's state, gives the logits of
+    teacher forcing over the whole sequence."""
+    model = small_model(name)
+    tokens = random_tokens(3, 17)
+    prompt = 6
+    start = torch.full((3,), prompt)
+    with torch.no_grad():
+        full = model.teacher_forcing(tokens, start)
+        logits, state = model.prefill(tokens[:, :prompt])
+        steps = [logits]
+        for t in range(prompt, 17):
+            logits, state = model.decode(tokens[:, t], state)
+            steps.append(logits)
+    torch.testing.assert_close(torch.stack(steps, 1), full[:, prompt - 1 :], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_models_train_a_step(name):
+    # A gradient reaches every parameter through the answer loss (nothing is disconnected).
+    model = small_model(name)
+    model.train()
+    data = answer_data()
+    x, y, mask = evaluate.answer_batch(data.tokens, data.answer_start)
+    logits = logits_of(model, x, data.answer_start)
+    loss = evaluate.answer_loss(logits, y, mask)
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+    # cross-check answer_loss against a direct computation
+    direct = F.cross_entropy(logits.reshape(-1, V)[mask.reshape(-1)], y.reshape(-1)[mask.reshape(-1)])
+    assert float(loss.detach()) == pytest.approx(float(direct.detach()), abs=1e-6)
+
+
 def test_answer_mask_counts_answer_tokens_and_eos_only():
     data = answer_data()
     x, y, mask = evaluate.answer_batch(data.tokens, data.answer_start)
     m = 3
     assert (mask.sum(1) == m + 1).all()  # the message and <EOS>
     assert (y[mask] != PAD).all()
-    assert int((y[mask] == tasks.EOS).sum()) == len(data)
-    assert (y[mask] != tasks.ASSISTANT).all()
+    assert int((y[mask] == EOS).sum()) == len(data)
+    assert (y[mask] != ASSISTANT).all()
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_evaluate_independent_of_batch_size(name):
-    model = small_model(name)
-    data = answer_data(seed=1)
-    one = evaluate.evaluate(model, data, batch_size=1, device="cpu")
-    all_ = evaluate.evaluate(model, data, batch_size=len(data), device="cpu")
-    some = evaluate.evaluate(model, data, batch_size=5, device="cpu")
-    for other in (all_, some):
-        assert other["val_loss"] == pytest.approx(one["val_loss"], abs=1e-5)
-        assert other["val_accuracy"] == pytest.approx(one["val_accuracy"], abs=1e-9)
-        assert other["accuracy_by_distance"] == pytest.approx(one["accuracy_by_distance"], abs=1e-9)
-    assert set(one["accuracy_by_distance"]) <= {"4-7", "8-15"}  # distances 5..15
+# ---- decoder-only models: model(tokens, state) ---------------------------------------------
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if isinstance(small_model(n), DecoderOnly)])
 def test_incremental_state_matches_full_pass(name):
     model = small_model(name)
     tokens = random_tokens(3, 17)
@@ -191,38 +220,38 @@ def rnn_core_params(gates: int, embed: int, hidden: int, layers: int) -> int:
 def test_rnn_count_params(name, gates):
     E, H, L = 5, 7, 2
     model = small_model(name, embedding_dim=E, hidden_size=H, layers=L)
-    expected = VOCAB * E + rnn_core_params(gates, E, H, L) + 2 * H + (H * VOCAB + VOCAB)
-    assert models.count_params(model) == expected
+    expected = V * E + rnn_core_params(gates, E, H, L) + 2 * H + (H * V + V)
+    assert count_params(model) == expected
 
 
 def test_gpt_count_params():
     E, F_, L, C = 8, 12, 2, 32
     model = small_model("gpt", embedding_dim=E, ffn_dim=F_, layers=L, context_length=C, heads=2)
     block = 2 * (2 * E) + (E * 3 * E + 3 * E) + (E * E + E) + (E * F_ + F_) + (F_ * E + E)
-    expected = VOCAB * E + C * E + L * block + 2 * E + (E * VOCAB + VOCAB)
-    assert models.count_params(model) == expected
+    expected = V * E + C * E + L * block + 2 * E + (E * V + V)
+    assert count_params(model) == expected
     # a hand check for these numbers: 72 + 256 + 2 * 532 + 16 + 81
     assert expected == 1489
 
 
 def test_gpt_ffn_default_is_four_times_width():
-    cfg = model_cfg("gpt", ffn_dim=None, embedding_dim=16)
+    cfg = model_config(**{**SMALL, "name": "gpt", "ffn_dim": None, "embedding_dim": 16})
     assert cfg.ffn_dim == 64
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_models_train_a_step(name):
-    # A gradient reaches every parameter through the answer loss (nothing is disconnected).
-    model = small_model(name)
-    model.train()
-    data = answer_data()
-    x, y, mask = evaluate.answer_batch(data.tokens, data.answer_start)
-    logits, _ = model(x)
-    loss = evaluate.answer_loss(logits, y, mask)
-    loss.backward()
-    loss = loss.detach()
-    for pname, p in model.named_parameters():
-        assert p.grad is not None, pname
-    # cross-check answer_loss against a direct computation
-    direct = F.cross_entropy(logits.reshape(-1, VOCAB)[mask.reshape(-1)], y.reshape(-1)[mask.reshape(-1)])
-    assert float(loss) == pytest.approx(float(direct.detach()), abs=1e-6)
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_fused_recurrence_equals_the_step_by_step_reference(name, layers):
+    """BarkRNN's fused nn.RNN/LSTM/GRU and the textbook loop of cells, given the same weights,
+    compute the same logits and carry the same state."""
+    model = small_model(name, layers=layers)
+    reference = StepByStepRNN(model_config(**{**SMALL, "name": name, "layers": layers}), V).eval()
+    tokens = random_tokens(3, 15)
+    with torch.no_grad():
+        assert not torch.allclose(reference(tokens)[0], model(tokens)[0], atol=1e-3)  # different weights differ
+        reference.load_fused(model)
+        ours, (hidden, _) = model(tokens)
+        theirs, state = reference(tokens)
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
+    last = [s[0] if isinstance(s, tuple) else s for s in state]  # each layer's final h
+    torch.testing.assert_close(torch.stack(last), hidden[0] if isinstance(hidden, tuple) else hidden, atol=1e-5, rtol=0)

@@ -25,33 +25,21 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import SHORT as TINY
+from helpers import cli, figures, meta, metrics, only_run
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
 from barkbench import rundir
-from barkbench.cli import app
 from barkbench.config import validate
-from barkbench.train import start_run
+from barkbench.rundir import start_run
 
-TINY = {
-    "name": "tiny",
-    "seed": 0,
-    "device": "cpu",  # bit-for-bit comparisons: no GPU kernels that are allowed to differ run to run
-    "task": {"name": "barks", "train_size": 256, "val_size": 32},
-    "model": {"name": "gpt", "embedding_dim": 16, "layers": 1, "heads": 2, "context_length": 64},
-    "train": {"steps": 30, "batch_size": 8, "eval_every": 10, "checkpoint_every": 10},
-    "sample": {"num_samples": 1, "max_new_tokens": 5},
-}
 # The run a signal interrupts: long enough to be caught after its first checkpoint.
 SLOW = copy.deepcopy(TINY)
 SLOW["train"].update(steps=200, eval_every=5, checkpoint_every=5)
 SLOW_STEPS = SLOW["train"]["steps"]
 
-TIMING_KEYS = {"tokens_per_second", "wall_seconds"}
 # Same threads in every process that is compared, and no fight over 2 cores.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-runner = CliRunner()
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -60,10 +48,6 @@ runner = CliRunner()
 def write_config(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def cli(*args) -> object:
-    return runner.invoke(app, [str(a) for a in args])
 
 
 class Proc:
@@ -105,26 +89,8 @@ def wait_for(predicate, proc: Proc, timeout: float = 60, what: str = "") -> None
         time.sleep(0.01)
 
 
-def only_run(runs_dir: Path) -> Path:
-    (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
-    return run
-
-
 def checkpoints(run: Path) -> list[Path]:
     return sorted((run / "checkpoints").glob("step-[0-9]*")) if (run / "checkpoints").exists() else []
-
-
-def meta(run: Path) -> dict:
-    return json.loads((run / "meta.json").read_text())
-
-
-def metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def figures(run: Path) -> list[dict]:
-    """metrics.jsonl without the timing keys, which no two runs share."""
-    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in metrics(run)]
 
 
 def final_weights(run: Path) -> dict:
@@ -234,6 +200,7 @@ def assert_interrupted(proc: Proc, run: Path, code: int) -> int:
     return step
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_marks_interrupted_and_resume_matches_an_uninterrupted_run(tmp_path, reference):
     proc, run = interrupt(tmp_path, signal.SIGTERM, "term")
     assert_interrupted(proc, run, 143)
@@ -244,6 +211,7 @@ def test_sigterm_checkpoints_marks_interrupted_and_resume_matches_an_uninterrupt
     assert_same_run(run, reference(), SLOW_STEPS)
 
 
+@pytest.mark.slow
 def test_sigint_is_an_interrupt_too_with_status_130(tmp_path):
     proc, run = interrupt(tmp_path, signal.SIGINT, "int")
     assert_interrupted(proc, run, 130)
@@ -252,6 +220,7 @@ def test_sigint_is_an_interrupt_too_with_status_130(tmp_path):
 # ---- 2. kill -9 ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_a_readable_run_shown_dead_that_resumes_to_the_same_result(tmp_path, reference):
     config = write_config(tmp_path / "slow.yaml", SLOW)
     runs_dir = tmp_path / "runs"

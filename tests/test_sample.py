@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import small_model
 
-from barkbench import models, sample, tasks
-from barkbench.config import RunConfig
+from barkbench import sample, vocab
 from barkbench.errors import BarkError
-from barkbench.tasks import EOS
+from barkbench.vocab import EOS
 
-PROMPT = tasks.encode(tasks.SPEAK_PROMPT)
-SMALL = {"embedding_dim": 16, "hidden_size": 12, "layers": 2, "heads": 2, "ffn_dim": 24, "context_length": 64}
-TINY_TASK = {"name": "barks", "min_barks": 1, "max_barks": 2}
+PROMPT = vocab.encode(vocab.SPEAK_PROMPT)
 
 
 def make_model(name: str, seed: int = 1, eos_bias: float | None = -1e4, scale: float = 1.0, **overrides):
     """A seeded, untrained model. eos_bias sets the head's <EOS> bias (strongly negative: it never
     stops); scale multiplies the embedding and recurrent weights so greedy output varies."""
-    cfg = RunConfig.model_validate({"task": TINY_TASK, "model": {**SMALL, "name": name, **overrides}}).model
-    torch.manual_seed(seed)
-    model = models.build_model(cfg)
+    model = small_model(name, seed, **overrides)
     with torch.no_grad():
         for pname, p in model.named_parameters():
             if pname.startswith(("embed", "tok", "core")):
@@ -31,14 +27,20 @@ def make_model(name: str, seed: int = 1, eos_bias: float | None = -1e4, scale: f
 
 
 class Forgetful(torch.nn.Module):
-    """A model whose cache is broken: it ignores the state it is given."""
+    """A model whose cache is broken: each step forgets the state it is given."""
 
     def __init__(self, model):
         super().__init__()
         self.inner = model
 
-    def forward(self, tokens, state=None):
-        return self.inner(tokens)
+    def room(self, prompt_length):
+        return self.inner.room(prompt_length)
+
+    def prefill(self, prompt):
+        return self.inner.prefill(prompt)
+
+    def decode(self, token, state):
+        return self.inner.prefill(token[:, None])
 
 
 @pytest.mark.parametrize("name, scale", [("gpt", 1.0), ("gpt", 3.0), ("rnn", 5.0), ("lstm", 5.0), ("gru", 3.0)])
@@ -151,10 +153,10 @@ def test_pick_temperature_follows_softmax():
 
 
 def test_pick_never_returns_pad():
-    logits = torch.full((4, len(tasks.VOCAB)), -10.0)
-    logits[:, tasks.PAD] = 10.0
-    assert (sample.pick(logits, 0, None, None) != tasks.PAD).all()
-    assert (sample.pick(logits, 1.0, None, torch.Generator().manual_seed(0)) != tasks.PAD).all()
+    logits = torch.full((4, len(vocab.VOCAB)), -10.0)
+    logits[:, vocab.PAD] = 10.0
+    assert (sample.pick(logits, 0, None, None) != vocab.PAD).all()
+    assert (sample.pick(logits, 1.0, None, torch.Generator().manual_seed(0)) != vocab.PAD).all()
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
@@ -162,7 +164,7 @@ def test_gpt_never_goes_past_context_length(use_cache):
     model = make_model("gpt", context_length=16)
     out = sample.generate(model, PROMPT, num_samples=2, max_new_tokens=100, temperature=0, use_cache=use_cache)
     assert [len(row) for row in out] == [16 - len(PROMPT)] * 2
-    full_prompt = PROMPT + [tasks.STOI["woof"]] * (16 - len(PROMPT))
+    full_prompt = PROMPT + [vocab.VOCAB.index("woof")] * (16 - len(PROMPT))
     assert sample.generate(model, full_prompt, max_new_tokens=10, temperature=0, use_cache=use_cache) == [[]]
     sampled = sample.generate(
         model,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 import torch
 
-from barkbench import tasks
-from barkbench.config import RunConfig
+from barkbench import tasks, vocab
+from barkbench.config import RunConfig, validate
 from barkbench.errors import BarkError
-from barkbench.tasks import ASSISTANT, BARKS, EOS, PAD, SPEAK, TASKS, USER
+from barkbench.tasks import TASKS
+from barkbench.tasks.common import power_of_two_bucket
+from barkbench.vocab import ASSISTANT, BARKS, EOS, PAD, SPEAK, USER
 
 
 def task_cfg(**task):
@@ -130,6 +133,83 @@ def test_echo_floor_is_zero_and_answer_is_the_message():
         assert row[start + m] == EOS
 
 
+# ---- the contract, for every task ---------------------------------------------------------
+
+
+def random_settings(name: str, rng: random.Random) -> dict:
+    """Random valid settings of a task's own keys: whole numbers near their lower limits."""
+    fields = TASKS[name].config.model_fields
+    while True:
+        settings = {"name": name, "train_size": 8, "val_size": 8}
+        for key, field in fields.items():
+            if key in settings or field.annotation is not int:
+                continue
+            low = next((m.ge for m in field.metadata if hasattr(m, "ge")), 0)
+            settings[key] = rng.randint(low, low + 12)
+        try:
+            return validate({"task": settings, "model": {"name": "rnn"}}, "random settings").task.model_dump()
+        except BarkError:
+            continue  # min above max: draw again
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_longest_is_at_least_the_longest_sequence_the_task_makes(name):
+    rng = random.Random(0)
+    reached = 0
+    for i in range(40):
+        cfg = TASKS[name].config.model_validate(random_settings(name, rng))
+        data = TASKS[name].make(cfg, 64, gen(i))
+        made = int((data.tokens != PAD).sum(1).max())
+        assert made <= TASKS[name].longest(cfg), cfg
+        reached += made == TASKS[name].longest(cfg)
+    assert reached > 0  # and it is the longest, not just a bound: some settings reach it
+
+
+def speak_costs(data, cfg):
+    return bayes_costs(data, cfg.name, cfg.min_barks, cfg.max_barks)
+
+
+def determined(answer):
+    """The Bayes predictor of a task whose prompt determines the answer: all its probability on
+    answer(prompt, cfg); a token it did not predict costs infinity."""
+
+    def costs(data, cfg):
+        nats, counts = [], []
+        for row, start in zip(data.tokens.tolist(), data.answer_start.tolist()):
+            given = row[start : row.index(EOS) + 1]
+            nats.append(0.0 if given == answer(row[:start], cfg) else math.inf)
+            counts.append(len(given))
+        return torch.tensor(nats, dtype=torch.float64), torch.tensor(counts, dtype=torch.float64)
+
+    return costs
+
+
+# Each task's Bayes-optimal predictor, written from the task's definition rather than its floor.
+BAYES = {
+    "barks": speak_costs,
+    "cycle": speak_costs,
+    "echo": determined(lambda prompt, cfg: prompt[1 : cfg.message_length + 1] + [EOS]),
+}
+
+
+def test_every_task_has_a_bayes_predictor_here():
+    assert set(BAYES) == set(TASKS)
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_floor_matches_a_monte_carlo_estimate_at_random_settings(name, seed):
+    cfg = TASKS[name].config.model_validate(random_settings(name, random.Random(seed)))
+    count = 20_000
+    data = TASKS[name].make(cfg, count, gen(100 + seed))
+    nats, n_tokens = BAYES[name](data, cfg)
+    assert torch.isfinite(nats).all(), "the data holds a token the Bayes predictor thinks impossible"
+    estimate = float(nats.sum() / n_tokens.sum())
+    resid = nats - estimate * n_tokens  # standard error of a ratio estimator (delta method)
+    se = float(resid.std() / n_tokens.mean() / math.sqrt(count))
+    assert abs(estimate - TASKS[name].floor(cfg)) <= 3 * se + 1e-9, (cfg, estimate, se)
+
+
 # ---- data --------------------------------------------------------------------------------
 
 
@@ -188,7 +268,7 @@ def test_echo_gap_lengths_cover_the_range_and_layout():
     data = TASKS["echo"].make(cfg, 2000, gen(1))
     gaps = echo_gaps(data, m)
     assert set(gaps) == set(range(2, 10))
-    assert data.tokens.shape[1] == tasks.longest_sequence(cfg)
+    assert data.tokens.shape[1] == TASKS[cfg.name].longest(cfg)
     for row, g, start in zip(data.tokens.tolist(), gaps, data.answer_start.tolist()):
         assert row[m + 2 + g] == ASSISTANT and start == m + 3 + g
         assert all(t in BARKS for t in row[m + 2 : m + 2 + g])
@@ -206,8 +286,8 @@ def test_echo_distance():
     m = 5
     cfg = task_cfg(name="echo", message_length=m, min_gap=0, max_gap=30)
     data = TASKS["echo"].make(cfg, 300, gen(3))
-    assert data.distance is not None and data.distance.shape == data.tokens.shape
-    for row, dist, start in zip(data.tokens.tolist(), data.distance.tolist(), data.answer_start.tolist()):
+    assert data.bucket is not None and data.bucket.shape == data.tokens.shape
+    for row, dist, start in zip(data.tokens.tolist(), data.bucket.tolist(), data.answer_start.tolist()):
         g = start - m - 3
         expected = [-1] * len(row)
         for j in range(m):
@@ -257,16 +337,18 @@ def test_speak_tasks_lengths_cover_range(name, min_n, max_n):
 
 
 def test_encode_decode_and_unknown_word():
-    assert tasks.encode("User: speak Assistant:") == [USER, SPEAK, ASSISTANT]
-    assert tasks.decode(tasks.encode("woof arf <EOS>")) == "woof arf <EOS>"
+    assert vocab.encode("User: speak Assistant:") == [USER, SPEAK, ASSISTANT]
+    assert vocab.decode(vocab.encode("woof arf <EOS>")) == "woof arf <EOS>"
     with pytest.raises(BarkError, match="meow") as info:
-        tasks.encode("User: woof meow Assistant:")
+        vocab.encode("User: woof meow Assistant:")
     message = str(info.value)
-    assert all(word in message for word in tasks.VOCAB)  # it lists the vocabulary
+    assert all(word in message for word in vocab.VOCAB)  # it lists the vocabulary
 
 
 def test_vocabulary_order():
-    assert tasks.VOCAB == ["<PAD>", "<EOS>", "woof", "arf", "ruff", "grrr", "User:", "Assistant:", "speak"]
+    assert vocab.VOCAB == ("<PAD>", "<EOS>", "woof", "arf", "ruff", "grrr", "User:", "Assistant:", "speak")
+    for task in TASKS.values():  # every task's vocabulary pads and stops with the same ids
+        assert task.vocab[vocab.PAD] == "<PAD>" and task.vocab[vocab.EOS] == "<EOS>"
 
 
 @pytest.mark.parametrize(
@@ -274,13 +356,13 @@ def test_vocabulary_order():
     [(1, "1-1"), (2, "2-3"), (3, "2-3"), (7, "4-7"), (8, "8-15"), (15, "8-15"), (16, "16-31"), (130, "128-255")],
 )
 def test_distance_bucket(d, label):
-    assert tasks.distance_bucket(d) == label
+    assert power_of_two_bucket(d) == label
 
 
 def test_twenty_thousand_echo_sequences():
     cfg = task_cfg(name="echo")  # defaults: message_length 8, gap 0..128
     data = TASKS["echo"].make(cfg, 20_000, gen(6))
-    assert data.tokens.shape == (20_000, tasks.longest_sequence(cfg))
+    assert data.tokens.shape == (20_000, TASKS[cfg.name].longest(cfg))
     assert len(data) == 20_000
     assert (data.tokens[:, 0] == USER).all()
     assert int((data.tokens == EOS).sum()) == 20_000

@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import all_figures, tiny, train_config
 
 from barkbench.cli import app
 from barkbench.config import load_config, validate
-from barkbench.train import start_run, train
+from barkbench.rundir import read_jsonl, start_run
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
-TIMING = {"tokens_per_second", "wall_seconds"}
 FEW_STEPS = [
     "train.steps=2",
     "train.eval_every=1",
@@ -24,44 +24,25 @@ FEW_STEPS = [
 ]
 
 
-def run_training(data: dict, runs_dir: Path) -> Path:
-    cfg = validate(data, "test config")
-    run = start_run(cfg, runs_dir)
-    train(run, cfg)
-    return run
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def figures(run: Path) -> tuple[list[dict], dict, list[dict]]:
-    """metrics.jsonl rows, summary.json and samples.jsonl, without timing keys or the run's own name."""
-    metrics = [{k: v for k, v in row.items() if k not in TIMING} for row in read_jsonl(run / "metrics.jsonl")]
-    summary = json.loads((run / "summary.json").read_text())
-    summary = {k: v for k, v in summary.items() if k not in TIMING | {"name"}}
-    return metrics, summary, read_jsonl(run / "samples.jsonl")
-
-
 # ---- reproducibility ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("model", ["gpt", "lstm"])
-def test_same_config_and_seed_give_the_same_figures(tiny, tmp_path, model):
+def test_same_config_and_seed_give_the_same_figures(tmp_path, model):
     data = tiny()
     data["model"]["name"] = model
     data["model"]["dropout"] = 0.1  # dropout draws from the seeded generator too
-    first = figures(run_training(data, tmp_path / "a"))
-    second = figures(run_training(data, tmp_path / "b"))
+    first = all_figures(train_config(data, tmp_path / "a"))
+    second = all_figures(train_config(data, tmp_path / "b"))
     assert len(first[0]) == 3
     assert first == second
 
 
-def test_a_different_seed_gives_different_figures(tiny, tmp_path):
+def test_a_different_seed_gives_different_figures(tmp_path):
     data = tiny()
-    first = figures(run_training(data, tmp_path / "a"))
+    first = all_figures(train_config(data, tmp_path / "a"))
     data["seed"] = 1
-    second = figures(run_training(data, tmp_path / "b"))
+    second = all_figures(train_config(data, tmp_path / "b"))
     assert [row["val_loss"] for row in first[0]] != [row["val_loss"] for row in second[0]]
     assert first[1]["val_loss"] != second[1]["val_loss"]
 
@@ -69,11 +50,11 @@ def test_a_different_seed_gives_different_figures(tiny, tmp_path):
 # ---- task figures ---------------------------------------------------------------------------
 
 
-def test_cycle_summary_has_stop_rate_and_cycle_adherence(tiny, tmp_path):
+def test_cycle_summary_has_stop_rate_and_cycle_adherence(tmp_path):
     data = tiny()
     data["task"] = {"name": "cycle", "min_barks": 4, "max_barks": 12, "train_size": 64, "val_size": 16}
     data["sample"] = {"num_samples": 4, "max_new_tokens": 20}
-    run = run_training(data, tmp_path)
+    run = train_config(data, tmp_path)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["task"] == "cycle"
     assert 0 <= summary["stop_rate"] <= 1
@@ -83,7 +64,7 @@ def test_cycle_summary_has_stop_rate_and_cycle_adherence(tiny, tmp_path):
     assert len(read_jsonl(run / "samples.jsonl")) == 4
 
 
-def test_echo_summary_has_accuracy_by_distance(tiny, tmp_path):
+def test_echo_summary_has_accuracy_by_distance(tmp_path):
     data = tiny()
     m, min_gap, max_gap = 4, 0, 20
     data["task"] = {
@@ -94,7 +75,7 @@ def test_echo_summary_has_accuracy_by_distance(tiny, tmp_path):
         "train_size": 64,
         "val_size": 64,
     }
-    run = run_training(data, tmp_path)
+    run = train_config(data, tmp_path)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["floor_loss"] == 0
     buckets = summary["accuracy_by_distance"]
@@ -118,7 +99,7 @@ def test_echo_summary_has_accuracy_by_distance(tiny, tmp_path):
 # ---- run directories ------------------------------------------------------------------------
 
 
-def test_runs_with_the_same_name_never_share_a_directory(tiny, tmp_path):
+def test_runs_with_the_same_name_never_share_a_directory(tmp_path):
     cfg = validate(tiny(), "test config")
     runs = [start_run(cfg, tmp_path) for _ in range(20)]  # well within one second
     assert len(set(runs)) == 20
@@ -128,9 +109,9 @@ def test_runs_with_the_same_name_never_share_a_directory(tiny, tmp_path):
         assert (run / "config.yaml").is_file() and (run / "meta.json").is_file()
 
 
-def test_two_trainings_with_the_same_name_back_to_back(tiny, tmp_path):
-    first = run_training(tiny(), tmp_path)
-    second = run_training(tiny(), tmp_path)
+def test_two_trainings_with_the_same_name_back_to_back(tmp_path):
+    first = train_config(tiny(), tmp_path)
+    second = train_config(tiny(), tmp_path)
     assert first != second
     for run in (first, second):
         assert json.loads((run / "meta.json").read_text())["status"] == "completed"

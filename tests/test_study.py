@@ -1,4 +1,5 @@
-"""The compare study: expansion, validation, the study directory, resume, failures, the report."""
+"""The compare study: expansion, validation, the study directory, resume, failures, the report,
+and every launcher giving the local launcher's results."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import PNG, TIMING
 
-from barkbench import compare, findings
 from barkbench.cli import app
 from barkbench.errors import BarkError
 from barkbench.rundir import read_jsonl
+from barkbench.study import findings, job, plan
+from barkbench.study.launch import LAUNCHERS, run_study
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "compare" / "smoke.yaml"
-PNG = b"\x89PNG\r\n\x1a\n"
 # A few steps of the tiniest models: every run of a study here trains in well under a second.
 FAST = {
     "task": {"name": "echo", "message_length": 2, "min_gap": 0, "max_gap": 6, "train_size": 64, "val_size": 32},
@@ -35,7 +37,7 @@ def study_config(**changes) -> dict:
 
 
 def start(write_config, tmp_path, data: dict, overrides=()) -> Path:
-    return compare.start_study(write_config(data, "study.yaml"), list(overrides), tmp_path / "runs")
+    return plan.start_study(write_config(data, "study.yaml"), list(overrides), tmp_path / "runs")
 
 
 def runs_by_name(study: Path) -> dict[str, Path]:
@@ -51,7 +53,7 @@ def results(study: Path) -> dict:
 
 def test_models_seeds_and_sweep_expand_to_every_combination(tmp_path):
     data = study_config(sweep={"task.max_gap": [4, 6], "train.lr": [0.01]})
-    spec, combos = compare.plan(data, "study.yaml", tmp_path)
+    spec, combos = plan.plan(data, "study.yaml", tmp_path)
     assert len(combos) == 2 * 2 * 2
     assert [c["name"] for c in combos[:4]] == [
         "rnn-s0-max_gap4-lr0.01",
@@ -70,7 +72,7 @@ def test_models_seeds_and_sweep_expand_to_every_combination(tmp_path):
 
 def test_models_of_the_same_name_get_labels_that_tell_them_apart(tmp_path):
     models = [{"name": "rnn", "hidden_size": 4}, {"name": "rnn", "hidden_size": 8}, {"positional": "rope"}, {}]
-    _, combos = compare.plan(study_config(models=models), "study.yaml", tmp_path)
+    _, combos = plan.plan(study_config(models=models), "study.yaml", tmp_path)
     labels = ["rnn-hidden_size4", "rnn-hidden_size8", "gpt-positional_rope", "gpt"]
     assert list(dict.fromkeys(c["label"] for c in combos)) == labels
     assert {c["config"].model.hidden_size for c in combos if c["label"] == "rnn-hidden_size4"} == {4}
@@ -91,7 +93,7 @@ def test_the_collapse_point_and_the_sentence_say_what_the_numbers_show():
         }
         for acc in by_seed
     ] + [{"status": "failed", "label": "lstm", "model": "lstm", "sweep": {}}]
-    (group,) = findings.aggregate(rows, [{"group": "lstm"}] * 4)
+    (group,) = findings.aggregate(rows, [{"group": "lstm"}] * 4, 0.25, [])
     assert (group["runs"], group["completed"], group["collapse"]) == (4, 3, "32-63")
     assert group["accuracy_by_distance"]["8-15"] == {"mean": pytest.approx(0.98), "std": pytest.approx(0.01)}
     assert group["params"] == {"mean": 10, "std": 0.0} and group["val_loss"] is None
@@ -106,7 +108,7 @@ def test_overrides_reach_every_run_and_model_entries_override_the_base_model(tmp
     base = write_config(data.pop("base"), "base.yaml")
     data["base"] = base.name  # a path, relative to the compare file
     study = start(write_config, tmp_path, data, ["train.steps=2", "model.layers=2"])
-    combos = compare.load_study(study)
+    combos = plan.load_study(study)
     assert len(combos) == 4
     for c in combos:
         cfg = c["config"]
@@ -239,16 +241,16 @@ def test_runs_lists_the_runs_inside_the_study(smoke, runner):
 def test_a_failing_run_is_recorded_and_the_others_go_on_then_resume_finishes_it(
     tmp_path, write_config, runner, monkeypatch
 ):
-    real_train = compare.train
+    real_train = job.train
 
-    def gpt_breaks_at_step_3(run, cfg, resume=False, report=None):
+    def gpt_breaks_at_step_3(run, cfg, resume=False, on_step=None, stop_requested=None):
         def report_then_break(fields):
             if cfg.model.name == "gpt" and fields["step"] == 3:
                 raise RuntimeError("the gpu caught fire")
 
-        return real_train(run, cfg, resume=resume, report=report_then_break)
+        return real_train(run, cfg, resume=resume, on_step=report_then_break)
 
-    monkeypatch.setattr(compare, "train", gpt_breaks_at_step_3)
+    monkeypatch.setattr(job, "train", gpt_breaks_at_step_3)
     path = write_config(study_config())
     args = ["compare", "--config", str(path), "--runs-dir", str(tmp_path / "runs"), "--jobs", "1"]
     result = runner.invoke(app, args)
@@ -262,7 +264,7 @@ def test_a_failing_run_is_recorded_and_the_others_go_on_then_resume_finishes_it(
 
     runs = runs_by_name(study)
     kept = {n: (runs[n] / "metrics.jsonl").stat().st_mtime_ns for n in ("rnn-s0", "rnn-s1")}
-    monkeypatch.setattr(compare, "train", real_train)
+    monkeypatch.setattr(job, "train", real_train)
     result = runner.invoke(app, ["compare", "--resume", str(study), "--jobs", "1"])
     assert result.exit_code == 0, result.output
     assert "2 runs to train (2 completed runs kept)" in result.stderr
@@ -283,21 +285,22 @@ def test_a_resumed_study_with_nothing_left_to_do_trains_nothing(smoke, runner):
 
 def test_a_run_still_running_is_not_touched(tmp_path, write_config):
     study = start(write_config, tmp_path, study_config(models=[{"name": "rnn"}], seeds=[0]))
-    compare.run_study(study, jobs=1)
+    run_study(study, jobs=1)
     (run,) = runs_by_name(study).values()
     meta = json.loads((run / "meta.json").read_text())
     (run / "meta.json").write_text(json.dumps({**meta, "status": "running", "pid": 1, "host": meta["host"]}))
     with pytest.raises(BarkError, match="still running"):
-        compare.run_study(study, jobs=1)
+        run_study(study, jobs=1)
 
 
 # ---- worker processes and the cycle plot ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_parallel_jobs_train_every_run_in_worker_processes(tmp_path, write_config):
     study = start(write_config, tmp_path, study_config(seeds=[0]))
-    assert compare.run_study(study, jobs=2) is False
-    report = findings.write_report(study)
+    assert run_study(study, jobs=2) is None
+    report = findings.write_findings(study)
     assert [r["status"] for r in report["rows"]] == ["completed", "completed"]
     pids = {json.loads((p / "meta.json").read_text())["pid"] for p in runs_by_name(study).values()}
     assert len(pids) == 2 and not pids & {__import__("os").getpid()}
@@ -308,8 +311,40 @@ def test_a_cycle_study_plots_stop_rate_and_cycle_adherence(tmp_path, write_confi
     base["task"] = {"name": "cycle", "min_barks": 2, "max_barks": 6, "train_size": 64, "val_size": 32}
     base["sample"] = {"num_samples": 2, "max_new_tokens": 8}
     study = start(write_config, tmp_path, study_config(base=base, seeds=[0]))
-    compare.run_study(study, jobs=1)
-    report = findings.write_report(study)
+    run_study(study, jobs=1)
+    report = findings.write_findings(study)
     assert all(0 <= g["stop_rate"]["mean"] <= 1 and "cycle" in g["sentence"] for g in report["groups"])
     assert "stop rate" in report["tables"][0][1] and "collapse" not in report["tables"][0][1]
     assert (study / "collapse.png").read_bytes()[:8] == PNG
+
+
+# ---- every launcher: the local launcher's results ------------------------------------------
+
+
+def result_figures(study: Path) -> dict:
+    """results.json's rows by name, without what differs from one training of them to the next."""
+    return {r["name"]: {k: v for k, v in r.items() if k not in TIMING | {"run"}} for r in results(study)["runs"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_every_launcher_gives_the_results_of_the_local_launcher(tmp_path, write_config, runner, launcher):
+    figures = {}
+    for name, options in {
+        "reference": ["--launcher", "local", "--jobs", "1"],
+        "other": ["--launcher", launcher],
+    }.items():
+        args = ["compare", "--config", str(SMOKE), "--runs-dir", str(tmp_path / name), *options]
+        args += [
+            "train.steps=6",
+            "train.eval_every=3",
+            "task.train_size=64",
+            "task.val_size=32",
+            "sample.num_samples=1",
+        ]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        (study,) = (tmp_path / name).iterdir()
+        figures[name] = result_figures(study)
+    assert figures["other"] == figures["reference"]
+    assert len(figures["reference"]) == 4

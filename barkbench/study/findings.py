@@ -1,4 +1,5 @@
-"""A study's findings: results.json, report.md and collapse.png, gathered from its run directories.
+"""A study's findings: results.json, report.md and collapse.png, gathered from its run directories
+(the report file; the terminal shows the same tables through barkbench/display.py).
 
 One row per run; one group per model (and sweep value) with every figure as mean ± spread over
 seeds; the collapse point (the first distance bucket whose mean accuracy falls below THRESHOLD);
@@ -10,39 +11,37 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from barkbench.compare import load_study, study_runs
-from barkbench.report import markdown_table
 from barkbench.rundir import read_json, shown_status, write_atomic, write_json
-from barkbench.tasks import BARKS
+from barkbench.study.plan import load_study, study_runs
+from barkbench.tasks import task_of
 
 THRESHOLD = 0.9  # the collapse point is the first distance bucket whose mean accuracy falls below this
-CHANCE = 1 / len(BARKS)  # accuracy of guessing one of the four barks
 SUMMARY_FIGURES = ["params", "state_bytes", "val_loss", "excess_loss", "val_accuracy"]
-CYCLE_FIGURES = ["stop_rate", "cycle_adherence"]
 
 
-def write_report(study: Path) -> dict:
+def write_findings(study: Path) -> dict:
     """Gather the study's runs, write results.json, report.md and collapse.png; return the rows,
     the per-model groups and the tables (title, headers, cells) for the terminal."""
-    from barkbench import plots  # matplotlib takes a second to import; only reports and inspect need it
+    from barkbench import plots  # matplotlib takes a second to import; only the commands that draw need it
 
     combos = load_study(study)
+    task = task_of(combos[0]["config"].val_task)  # a study trains every model on the same task
     rows = collect(study, combos)
-    groups = aggregate(rows, combos)
-    headers, cells = summary_table(groups)
+    groups = aggregate(rows, combos, task.chance, list(task.sample_figures))
+    headers, cells = study_table(groups, list(task.sample_figures))
     write_json(
         study / "results.json",
-        {"study": study.name, "threshold": THRESHOLD, "chance": CHANCE, "runs": rows, "models": groups},
+        {"study": study.name, "threshold": THRESHOLD, "chance": task.chance, "runs": rows, "models": groups},
     )
-    if any(c["config"].task.name == "echo" for c in combos):
-        plots.accuracy_by_distance(groups, study / "collapse.png", study.name, THRESHOLD, CHANCE)
-    elif any(c["config"].task.name == "cycle" for c in combos):
-        names = {"stop_rate": "stop rate (ends in range)", "cycle_adherence": "cycle adherence"}
-        plots.grouped_bars(groups, names, study / "collapse.png", f"{study.name}: samples after training", "share")
+    if task.buckets:
+        plots.accuracy_by_bucket(groups, study / "collapse.png", study.name, task.buckets.axis, THRESHOLD, task.chance)
+    elif task.sample_figures:
+        title = f"{study.name}: samples after training"
+        plots.grouped_bars(groups, task.sample_figures, study / "collapse.png", title, "share")
     else:
         names = {"val_accuracy": "val accuracy", "excess_loss": "excess loss (nats)"}
         plots.grouped_bars(groups, names, study / "collapse.png", f"{study.name}: final figures", "value")
-    write_atomic(study / "report.md", markdown_report(study, rows, groups, headers, cells))
+    write_atomic(study / "report.md", markdown_report(study, rows, groups, headers, cells, task.chance))
     return {"rows": rows, "groups": groups, "tables": terminal_tables(study.name, headers, cells, groups)}
 
 
@@ -80,7 +79,7 @@ def spread(values: list[float]) -> dict | None:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-def aggregate(rows: list[dict], combos: list[dict]) -> list[dict]:
+def aggregate(rows: list[dict], combos: list[dict], chance: float, sample_figures: list[str]) -> list[dict]:
     """One group per model entry and sweep value (in the study's order), its figures over seeds."""
     groups = []
     for name in dict.fromkeys(c["group"] for c in combos):
@@ -100,16 +99,16 @@ def aggregate(rows: list[dict], combos: list[dict]) -> list[dict]:
                 for b in sorted(buckets, key=lambda label: int(label.split("-")[0]))
             },
         }
-        for key in CYCLE_FIGURES:
+        for key in sample_figures:
             if any(key in r for r in done):
                 group[key] = spread([r[key] for r in done if key in r])
         group["collapse"] = next((b for b, s in group["accuracy_by_distance"].items() if s["mean"] < THRESHOLD), None)
-        group["sentence"] = describe(group)
+        group["sentence"] = describe(group, chance)
         groups.append(group)
     return groups
 
 
-def describe(g: dict) -> str:
+def describe(g: dict, chance: float) -> str:
     """One sentence that says what a group's numbers show."""
     name = g["name"]
     if not g["completed"]:
@@ -118,7 +117,7 @@ def describe(g: dict) -> str:
     if acc:
         buckets, collapse = list(acc), g["collapse"]
         first, last, low, high = buckets[0], buckets[-1], min(acc.values()), max(acc.values())
-        near = f", near chance ({CHANCE:.2f})"
+        near = f", near chance ({chance:.2f})"
         if collapse is None:
             text = (
                 f"{name} holds {low:.2f} accuracy{' or more' * (low < 0.995)} in every distance bucket, out to {last}"
@@ -126,7 +125,7 @@ def describe(g: dict) -> str:
         elif collapse == first and high - low <= 0.05:  # a flat line: nothing learned that distance takes away
             span = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f} to {high:.2f}"
             text = (
-                f"{name} is at {span} accuracy at every distance from {first} to {last}{near * (high < CHANCE + 0.05)}; "
+                f"{name} is at {span} accuracy at every distance from {first} to {last}{near * (high < chance + 0.05)}; "
                 f"it is below {THRESHOLD} at the shortest distances already and no worse at the longest"
             )
         else:
@@ -139,7 +138,7 @@ def describe(g: dict) -> str:
                     f"and falls below {THRESHOLD} at {collapse} ({acc[collapse]:.2f})"
                 )
             text += f"; at {last} it is at {acc[last]:.2f}" if last != collapse else ""
-            text += near * (acc[last] < CHANCE + 0.05)
+            text += near * (acc[last] < chance + 0.05)
         worst = max(s["std"] for s in g["accuracy_by_distance"].values())
         if worst >= 0.1:
             text += f"; its seeds disagree by up to ±{worst:.2f}"
@@ -166,10 +165,10 @@ def pm(s: dict | None, digits: int) -> str:
     return f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if s["std"] else "")
 
 
-def summary_table(groups: list[dict]) -> tuple[list[str], list[list[str]]]:
+def study_table(groups: list[dict], sample_figures: list[str]) -> tuple[list[str], list[list[str]]]:
     """The report's table: one row per group, figures as mean ± std over seeds."""
     buckets = list(dict.fromkeys(b for g in groups for b in g["accuracy_by_distance"]))
-    cycle = [k for k in CYCLE_FIGURES if any(k in g for g in groups)]
+    cycle = [k for k in sample_figures if any(k in g for g in groups)]
     headers = ["model", "runs", "params", "state bytes", "val loss", "excess loss", "val acc"]
     headers += buckets + [k.replace("_", " ") for k in cycle] + (["collapse"] if buckets else [])
     cells = []
@@ -199,7 +198,14 @@ def terminal_tables(title: str, headers: list[str], cells: list[list[str]], grou
     ]
 
 
-def markdown_report(study: Path, rows: list[dict], groups: list[dict], headers, cells) -> str:
+def markdown_table(headers: list[str], cells: list[list[str]], left: int = 1) -> str:
+    """A table of text cells in markdown: the first `left` columns to the left, the figures to the right."""
+    align = [":---" if i < left else "---:" for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def markdown_report(study: Path, rows: list[dict], groups: list[dict], headers, cells, chance: float) -> str:
     seeds = sorted({r["seed"] for r in rows})
     lines = [
         f"# {study.name}",
@@ -214,7 +220,7 @@ def markdown_report(study: Path, rows: list[dict], groups: list[dict], headers, 
             "",
             "Accuracy by distance counts the answer tokens whose source lies that many tokens back. The collapse "
             f"point is the first distance bucket whose mean accuracy falls below {THRESHOLD}; chance is "
-            f"{CHANCE:.2f} (four barks).",
+            f"{chance:.2f} (four barks).",
         ]
     lines += ["", markdown_table(headers, cells), ""]
     lines += [f"- {g['sentence']}" for g in groups]

@@ -29,7 +29,7 @@ def fmt(value) -> str:
     return str(value)
 
 
-def summary_table(summary: dict) -> Table:
+def figures_table(summary: dict) -> Table:
     table = Table(title=summary["name"], caption=f"{summary['model']} on {summary['task']}")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -129,10 +129,3 @@ def grid_table(title: str, headers: list[str], cells: list[list[str]], left: int
     for row in cells:
         table.add_row(*map(escape, row))  # cells are plain text, never markup
     return table
-
-
-def markdown_table(headers: list[str], cells: list[list[str]], left: int = 1) -> str:
-    """The same as a markdown table."""
-    align = [":---" if i < left else "---:" for i in range(len(headers))]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])

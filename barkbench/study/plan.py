@@ -1,5 +1,6 @@
-"""The compare study: every model x seed x sweep value trained as its own run directory inside
-one study directory (barkbench/findings.py then reports over them).
+"""Planning a study: the compare config's schema, its expansion into one combination per
+model x seed x sweep value, the combinations' names, and the study directory's study.yaml.
+(Running them: barkbench/study/launch.py; reporting over them: barkbench/study/findings.py.)
 
 A study directory holds `study.yaml` (the compare config with its base written inline and every
 override applied to it, so it needs nothing outside itself), one run directory per
@@ -12,35 +13,18 @@ from __future__ import annotations
 
 import copy
 import json
-import multiprocessing
-import os
 import re
-import signal
-from concurrent.futures import ProcessPoolExecutor, wait
 from itertools import product
 from pathlib import Path
-from queue import Empty
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
-import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from barkbench.config import RunConfig, apply_overrides, describe_errors, problems_to_error, read_yaml, validate
+from barkbench.config import RunConfig, apply_overrides, read_yaml, validate
+from barkbench.config_errors import describe_errors, problems_to_error
 from barkbench.errors import BarkError
-from barkbench.models import build_model, count_params
-from barkbench.report import err, study_progress
-from barkbench.rundir import (
-    create_run_dir,
-    list_checkpoints,
-    now,
-    read_json,
-    shown_status,
-    truncate_metrics,
-    update_meta,
-    write_atomic,
-)
-from barkbench.train import EXIT_ON_SIGNAL, load_run_config, start_run, train
+from barkbench.rundir import create_run_dir, write_atomic
 
 
 class CompareConfig(BaseModel):
@@ -234,185 +218,3 @@ def study_runs(study: Path) -> dict[str, Path]:
     """The study's run directories by their config name (the newest one if a name repeats)."""
     runs = sorted(study.glob("*/config.yaml"), key=lambda p: p.stat().st_mtime)
     return {read_yaml(p).get("name"): p.parent for p in runs}
-
-
-# ---- training: in this process, or in worker processes ------------------------------------
-
-
-def cores() -> int:
-    """The CPU cores this process may use (a container or taskset can allow fewer than exist)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def run_study(study: Path, jobs: Optional[int] = None) -> bool:
-    """Train every combination of the study that has not completed: completed runs are kept,
-    runs with a checkpoint resume, the rest start (again). Returns whether it was interrupted."""
-    combos = load_study(study)
-    runs = study_runs(study)
-    todo = []
-    for combo in combos:
-        run = runs.get(combo["name"])
-        job = {"name": combo["name"], "config": combo["config"].model_dump(), "run": None, "resume": False, "start": 0}
-        if run is not None:
-            meta = read_json(run / "meta.json") if (run / "meta.json").exists() else {}
-            status = shown_status(meta)
-            if status == "completed":
-                continue
-            if status == "running":
-                raise BarkError(
-                    f"run {run} is still running (pid {meta.get('pid')}); wait for that study to finish or stop it first"
-                )
-            cfg = load_run_config(run)  # its own config: the one its checkpoints were made with
-            resume = bool(list_checkpoints(run))
-            job.update(config=cfg.model_dump(), run=str(run), resume=resume, start=meta.get("step", 0) if resume else 0)
-        todo.append(job)
-    if not todo:
-        return False
-    todo.sort(key=size, reverse=True)
-    todo = [{**job, "index": i} for i, job in enumerate(todo)]
-    jobs = min(jobs or cores(), len(todo))
-    threads = max(1, cores() // jobs)
-    kept = len(combos) - len(todo)
-    err.print(
-        f"{len(todo)} runs to train"
-        + (f" ({kept} completed runs kept)" if kept else "")
-        + f", {jobs} at a time"
-        + (f", {threads} thread{'s' * (threads > 1)} each" if jobs > 1 else ""),
-        highlight=False,
-    )
-    with study_progress(
-        [j["name"] for j in todo], [j["config"]["train"]["steps"] for j in todo], [j["start"] for j in todo]
-    ) as show:
-        if jobs == 1:
-            return train_here(todo, study, show)
-        return train_in_workers(todo, study, jobs, threads, show)
-
-
-def size(job: dict) -> int:
-    """Parameters x steps still to train: what a job costs, roughly. The biggest start first, so
-    that the last job to start is a short one and no worker sits idle while one long run finishes alone."""
-    cfg = RunConfig.model_validate(job["config"])
-    return count_params(build_model(cfg.model)) * (cfg.train.steps - job["start"])
-
-
-def run_job(job: dict, study: Path, report: Callable[[dict], None], started: Callable[[Path], None]) -> dict:
-    """Train one combination in its run directory. A failure is recorded in the run's meta.json
-    and returned, never raised, so that the other runs of the study go on."""
-    cfg = RunConfig.model_validate(job["config"])
-    run = Path(job["run"]) if job["run"] else None
-    try:
-        if run is None:
-            run = start_run(cfg, study)
-        elif not job["resume"]:
-            truncate_metrics(run, 0)  # a restart: drop what it wrote before its first checkpoint
-        started(run)
-        train(run, cfg, resume=job["resume"], report=report)
-        return {"status": "completed"}
-    except Exception as error:
-        if isinstance(error, BarkError) and error.code in EXIT_ON_SIGNAL.values():
-            return {"status": "interrupted", "message": str(error)}  # train saved a checkpoint and said so
-        message = str(error) if isinstance(error, BarkError) else f"{type(error).__name__}: {error}"
-        if run is not None:  # train records the failures inside its loop, not those before it
-            update_meta(run, status="failed", ended=now(), message=message)
-        return {"status": "failed", "message": message}
-
-
-def train_here(todo: list[dict], study: Path, show) -> bool:
-    """Train the jobs one after another in this process; stop at an interrupted one."""
-    for job in todo:
-        i = job["index"]
-        show(i, {"status": "running"})
-        result = run_job(job, study, lambda f, i=i: show(i, f), lambda run: None)
-        show(i, {"status": result["status"]})
-        if result["status"] == "interrupted":
-            return True
-    return False
-
-
-# Worker process state, set once by the pool's initializer.
-_events = None  # queue of ("start", index, run, pid) and ("step", index, fields) to the parent
-_stop = None  # set by the parent on Ctrl-C / SIGTERM
-
-
-def _start_worker(events, stop, threads: int) -> None:
-    global _events, _stop
-    # Ctrl-C in the terminal reaches the parent alone; it asks each worker to stop through `stop`,
-    # and the worker stops the way `train` stops on a signal: checkpoint, mark interrupted, exit.
-    os.setpgrp()
-    torch.set_num_threads(threads)  # the cores split between the jobs, so they do not fight over threads
-    _events, _stop = events, stop
-
-
-def _work(job: dict, study: str) -> dict:
-    if _stop.is_set():  # the study was interrupted before this job began
-        return {"status": "not started"}
-    i, signalled = job["index"], []
-
-    def report(fields: dict) -> None:
-        _events.put(("step", i, fields))
-        if _stop.is_set() and not signalled:
-            signalled.append(True)
-            os.kill(os.getpid(), signal.SIGTERM)  # caught by train's handler
-
-    return run_job(job, Path(study), report, lambda run: _events.put(("start", i, str(run), os.getpid())))
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def train_in_workers(todo: list[dict], study: Path, jobs: int, threads: int, show) -> bool:
-    """Train the jobs in `jobs` spawned worker processes, showing every one in one display."""
-    ctx = multiprocessing.get_context("spawn")  # fork with torch's threads can deadlock
-    events, stop = ctx.Queue(), ctx.Event()
-    pids: dict[int, int] = {}  # job index -> pid of the worker training it
-    interrupted = False
-
-    def drain():
-        while True:
-            try:
-                event = events.get_nowait()
-            except Empty:
-                return
-            if event[0] == "start":
-                pids[event[1]] = event[3]
-                show(event[1], {"status": "running"})
-            else:
-                show(event[1], event[2])
-
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with ProcessPoolExecutor(
-            jobs, mp_context=ctx, initializer=_start_worker, initargs=(events, stop, threads)
-        ) as pool:
-            futures = {pool.submit(_work, job, str(study)): job["index"] for job in todo}
-            pending = set(futures)
-            while pending:
-                try:
-                    done, pending = wait(pending, timeout=0.2)
-                    drain()
-                    for future in done:
-                        i = futures[future]
-                        pids.pop(i, None)
-                        if future.cancelled():
-                            status = "not started"
-                        else:
-                            try:
-                                status = future.result()["status"]
-                            except Exception:  # its worker process died (killed, out of memory)
-                                status = "dead"
-                        show(i, {"status": status})
-                except KeyboardInterrupt:
-                    if interrupted:  # a second one: stop the workers now (train exits at a second signal)
-                        for pid in pids.values():
-                            os.kill(pid, signal.SIGTERM)
-                        raise
-                    interrupted = True
-                    stop.set()
-                    for future in pending:
-                        future.cancel()  # those not begun yet
-                    err.print("interrupted: the running jobs save a checkpoint and stop (Ctrl-C again: stop now)")
-            drain()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return interrupted

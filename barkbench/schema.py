@@ -1,0 +1,28 @@
+"""What every config section is built from: a pydantic model that refuses unknown keys, and
+the checks that relate several keys, which run outside pydantic so that they are reported
+together with every other problem (see barkbench/config.py)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pydantic import BaseModel, ConfigDict
+
+# A check: (the dotted keys it reads, check(run config) -> a sentence, or None when all is well).
+# It is skipped when one of its keys is already reported as wrong, so each problem is said once.
+Check = tuple[tuple[str, ...], Callable]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def ordered(section: str, low: str, high: str) -> Check:
+    """The check that section.low is not above section.high (min_gap and max_gap, ...)."""
+
+    def check(cfg):
+        lo, hi = getattr(getattr(cfg, section), low), getattr(getattr(cfg, section), high)
+        if lo > hi:
+            return f"{section}.{low} ({lo}) is above {section}.{high} ({hi}); swap them"
+
+    return (f"{section}.{low}", f"{section}.{high}"), check

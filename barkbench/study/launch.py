@@ -1,0 +1,83 @@
+"""Running a study: which of its combinations are left to train, and the launchers that train
+them, found by name in LAUNCHERS.
+
+A launcher is a function
+
+    launch(todo, study, show, **options) -> the signal that interrupted it, or None
+
+that trains every job of `todo` (barkbench/study/job.py runs one), calls show(index, fields)
+as they go (a step's figures, or {"status": ...}), stops them at a checkpoint on Ctrl-C or
+SIGTERM (its own signal handling), and leaves the rest to the run directories, which are the
+same whichever launcher wrote them. So `--resume` works with any launcher.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from barkbench.display import err, study_progress
+from barkbench.errors import BarkError
+from barkbench.rundir import list_checkpoints, load_run_config, read_json, shown_status
+from barkbench.study import local
+from barkbench.study.plan import load_study, study_runs
+
+LAUNCHERS = {
+    "local": local.launch,
+}
+
+
+def todo(study: Path) -> tuple[list[dict], int]:
+    """The jobs of a study that have not completed (runs with a checkpoint resume, the rest
+    start again), biggest first, and how many completed runs are kept."""
+    combos = load_study(study)
+    runs = study_runs(study)
+    jobs = []
+    for combo in combos:
+        run = runs.get(combo["name"])
+        job = {"name": combo["name"], "config": combo["config"].model_dump(), "run": None, "resume": False, "start": 0}
+        if run is not None:
+            meta = read_json(run / "meta.json") if (run / "meta.json").exists() else {}
+            status = shown_status(meta)
+            if status == "completed":
+                continue
+            if status == "running":
+                raise BarkError(
+                    f"run {run} is still running (pid {meta.get('pid')}); wait for that study to finish or stop it first"
+                )
+            cfg = load_run_config(run)  # its own config: the one its checkpoints were made with
+            resume = bool(list_checkpoints(run))
+            job.update(config=cfg.model_dump(), run=str(run), resume=resume, start=meta.get("step", 0) if resume else 0)
+        jobs.append(job)
+    jobs.sort(key=size, reverse=True)
+    return [{**job, "index": i} for i, job in enumerate(jobs)], len(combos) - len(jobs)
+
+
+def size(job: dict) -> int:
+    """Parameters x steps still to train: what a job costs, roughly. The biggest start first, so
+    that the last job to start is a short one and no worker sits idle while one long run finishes alone."""
+    from barkbench.config import RunConfig
+    from barkbench.models import build_model, count_params
+
+    cfg = RunConfig.model_validate(job["config"])
+    return count_params(build_model(cfg.model, len(cfg.vocab))) * (cfg.train.steps - job["start"])
+
+
+def run_study(study: Path, launcher: str = "local", **options) -> int | None:
+    """Train every combination of the study that has not completed, with the named launcher;
+    return the signal that interrupted it, or None."""
+    if launcher not in LAUNCHERS:
+        raise BarkError(f"--launcher {launcher!r} is not one of: {', '.join(LAUNCHERS)}")
+    launch = LAUNCHERS[launcher]
+    accepted = inspect.signature(launch).parameters
+    given = {k: v for k, v in options.items() if v is not None}
+    for key in given:
+        if key not in accepted:
+            raise BarkError(f"--{key} is not an option of --launcher {launcher}; drop it")
+    jobs, kept = todo(study)
+    if not jobs:
+        return None
+    err.print(f"{len(jobs)} runs to train" + f" ({kept} completed runs kept)" * bool(kept), highlight=False)
+    names, steps, start = ([j[k] for j in jobs] for k in ("name", "config", "start"))
+    with study_progress(names, [c["train"]["steps"] for c in steps], start) as show:
+        return launch(jobs, study, show, **given)

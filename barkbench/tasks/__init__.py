@@ -1,0 +1,51 @@
+"""The tasks, one module each, found by name in TASKS.
+
+A task module makes a `Task` (barkbench/tasks/common.py): its config section, how it makes
+data, its Bayes floor, the longest sequence it makes, its vocabulary, its chance level, how
+its results are bucketed, how its samples are judged, and what to mark in pictures. The rest
+of barkbench asks the task these things and never asks for its name; so a new task is one
+module here and one line in TASKS.
+
+Which picture summarises a study follows from these answers (barkbench/study/findings.py):
+a task with buckets is drawn as accuracy against its bucket, one with sample figures (cycle)
+as bars of those, any other as bars of its final figures.
+"""
+
+from __future__ import annotations
+
+from barkbench.tasks import barks, cycle, echo
+from barkbench.tasks.common import Dataset, Task, stream
+from barkbench.vocab import EOS
+
+TASKS: dict[str, Task] = {
+    "barks": barks.TASK,
+    "cycle": cycle.TASK,
+    "echo": echo.TASK,
+}
+DEFAULT_TASK = "barks"  # what a config without a `task.name` gets
+
+
+def task_of(task_cfg) -> Task:
+    return TASKS[task_cfg.name]
+
+
+def make_splits(task_cfg, seed: int, val_cfg=None) -> tuple[Dataset, Dataset]:
+    """The training and validation sets; the same seed gives the same data.
+
+    val_cfg, when given, is the task config the validation set is drawn from instead (`eval`).
+    """
+    val_cfg = val_cfg or task_cfg
+    train = task_of(task_cfg).make(task_cfg, task_cfg.train_size, stream(seed, "train"))
+    val = task_of(val_cfg).make(val_cfg, val_cfg.val_size, stream(seed, "val"))
+    return train, val
+
+
+def sample_prompts(task_cfg, count: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    """`count` prompts of the task with their true answers (up to <EOS>, kept), drawn from a
+    stream of their own so that the training data are untouched."""
+    data = task_of(task_cfg).make(task_cfg, count, stream(seed, "samples"))
+    pairs = []
+    for row, start in zip(data.tokens.tolist(), data.answer_start.tolist()):
+        end = row.index(EOS, start) + 1
+        pairs.append((row[:start], row[start:end]))
+    return pairs

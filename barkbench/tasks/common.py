@@ -1,0 +1,145 @@
+"""What every task module builds on: the Task record (what the rest of barkbench asks of a
+task), the data set, named random streams, and the layouts and judges that tasks share.
+
+torch is imported inside the functions that make tensors, so reading and validating a
+config never loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pydantic import Field
+
+from barkbench.schema import Check, Section
+from barkbench.vocab import ASSISTANT, BARKS, EOS, PAD, SPEAK, USER, VOCAB, decode
+
+
+class TaskSection(Section):
+    """The keys every task has: how many sequences each split holds."""
+
+    train_size: int = Field(20000, ge=1, description="sequences in the training set")
+    val_size: int = Field(1000, ge=1, description="sequences in the validation set")
+
+
+@dataclass
+class Dataset:
+    """A set of sequences, right-padded with <PAD>.
+
+    tokens:       [N, T] token ids.
+    answer_start: [N] index of the first answer token (the one after `Assistant:`).
+    bucket:       [N, T] the value each answer token's accuracy is bucketed by (echo: how far
+                  back its source lies; copy: the source length), -1 where none (<EOS>, the
+                  prompt); None for tasks that bucket nothing.
+    """
+
+    tokens: object
+    answer_start: object
+    bucket: object = None
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """How a task's results are bucketed: accuracy_by_<name> in summary.json.
+
+    Every label reads "low-high" (whole numbers), so labels sort by their first number and
+    line up across runs with different settings."""
+
+    name: str  # "distance", "length"
+    label: Callable[[int], str]  # a value's bucket
+    values: Callable  # (task config) -> the values its data can hold (which buckets it covers)
+    axis: str  # what the values are, for a picture's axis
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything the rest of barkbench asks of a task. Each task module makes one, TASK."""
+
+    config: type[TaskSection]  # its `task:` section: keys, defaults, limits
+    make: Callable  # (task config, count, torch.Generator) -> Dataset
+    floor: Callable  # (task config) -> the Bayes floor: the lowest loss any model can reach, nats/answer token
+    longest: Callable  # (task config) -> the longest sequence it makes, in tokens
+    checks: tuple[Check, ...] = ()  # checks that relate its keys
+    vocab: tuple[str, ...] = VOCAB  # its words: every model sizes its head from this
+    chance: float = 1 / len(BARKS)  # the accuracy of guessing among the four barks
+    buckets: Buckets | None = None
+    # (task config, prompts, answers, expected answers) -> (a verdict per sample, their summary),
+    # for tasks whose samples can be right or wrong; the summary's keys go into summary.json.
+    judge: Callable | None = None
+    sample_figures: dict[str, str] = field(default_factory=dict)  # summary keys of judge worth a picture: label
+    readable: Callable = lambda cfg: cfg  # settings for one example short enough to label token by token
+    message: Callable = lambda cfg, tokens, start: None  # (first, last) of the prompt tokens the answer needs
+    capacity_keys: tuple[str, ...] = ()  # its keys that set how much there is to remember (memory_map.png)
+
+
+def stream(seed: int, name: str):
+    """An independent random stream derived from the seed and a name ("train", "val", ...)."""
+    import torch
+
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+def power_of_two_bucket(value: int) -> str:
+    """Powers-of-two buckets ("8-15", "16-31", ...): the same labels whatever the task's range,
+    so runs with different settings line up in a comparison, and fine where RNNs start to forget."""
+    low = 1 << (max(int(value), 1).bit_length() - 1)
+    return f"{low}-{2 * low - 1}"
+
+
+def bucket_order(label: str) -> int:
+    return int(label.split("-")[0])
+
+
+# ---- `User: speak Assistant:` then n barks and <EOS> (barks, cycle) ---------------------------
+
+
+def speak_sequences(cfg, count: int, gen, barks) -> Dataset:
+    """`User: speak Assistant: <n barks> <EOS>` with n uniform in [cfg.min_barks, cfg.max_barks]
+    and the barks from barks(count, max_n, gen), a [count, max_n] matrix of bark ids."""
+    import torch
+
+    n = torch.randint(cfg.min_barks, cfg.max_barks + 1, (count,), generator=gen)
+    max_n = cfg.max_barks
+    barks = barks(count, max_n, gen)
+    cols = torch.arange(max_n + 4)
+    tokens = torch.full((count, max_n + 4), PAD, dtype=torch.long)
+    tokens[:, :3] = torch.tensor([USER, SPEAK, ASSISTANT])
+    body = cols[None, 3 : 3 + max_n] < 3 + n[:, None]
+    tokens[:, 3 : 3 + max_n] = torch.where(body, barks, PAD)
+    tokens[torch.arange(count), 3 + n] = EOS
+    return Dataset(tokens=tokens, answer_start=torch.full((count,), 3, dtype=torch.long))
+
+
+def stop_entropy(min_n: int, max_n: int, bark_entropy: float) -> float:
+    """Expected nats per answer token when n ~ U[min_n, max_n] and each bark costs bark_entropy.
+
+    After k barks the best model knows k. While k < min_n it must bark; from then on the
+    answer stops with probability 1/(max_n - k + 1) (the remaining choices are equally
+    likely), so the next token costs the entropy of that stop-or-bark decision.
+    """
+    total = 0.0
+    span = max_n - min_n + 1
+    for k in range(max_n + 1):
+        reach = min(1.0, (max_n - k + 1) / span)  # P(n >= k): the answer gets this far
+        if k < min_n:
+            total += reach * bark_entropy
+        elif k < max_n:
+            p = 1.0 / (max_n - k + 1)
+            total += reach * (-p * math.log(p) - (1 - p) * math.log(1 - p) + (1 - p) * bark_entropy)
+    return total / ((min_n + max_n) / 2 + 1)  # tokens per answer: E[n] barks plus <EOS>
+
+
+def exact_answers(cfg, prompts, answers, expected) -> tuple[list[dict], dict]:
+    """The judge of tasks whose answer the prompt determines: is each sample the expected answer?
+    (Nothing to judge when the prompts are not the task's own, so the answers are unknown.)"""
+    if any(e is None for e in expected):
+        return [{} for _ in answers], {}
+    verdicts = [{"expected": decode(e[:-1]), "correct": a == e} for a, e in zip(answers, expected)]
+    return verdicts, {"sample_accuracy": sum(v["correct"] for v in verdicts) / max(len(verdicts), 1)}

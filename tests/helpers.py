@@ -1,0 +1,109 @@
+"""What the tests share: tiny configs, model builders, and readers of a run directory's files."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+from typer.testing import CliRunner
+
+from barkbench.cli import app
+from barkbench.config import RunConfig, validate
+from barkbench.models import build_model
+from barkbench.rundir import read_jsonl, start_run
+from barkbench.train import train
+from barkbench.vocab import VOCAB
+
+V = len(VOCAB)
+RUNNER = CliRunner()
+PNG = b"\x89PNG\r\n\x1a\n"
+TIMING = {"tokens_per_second", "wall_seconds"}  # the figures no two runs share
+
+# A run that trains in well under a second: 3 steps, evaluated after each.
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "task": {"name": "barks", "train_size": 64, "val_size": 16},
+    "model": {"name": "gpt", "embedding_dim": 8, "layers": 1, "heads": 2, "context_length": 32},
+    "train": {"steps": 3, "batch_size": 8, "eval_every": 1, "eval_batch_size": 16},
+    "sample": {"num_samples": 2, "max_new_tokens": 8},
+}
+# A run long enough to checkpoint and evaluate a few times (30 steps), on the CPU so that two
+# runs can be compared bit for bit.
+SHORT = {
+    "name": "tiny",
+    "seed": 0,
+    "device": "cpu",
+    "task": {"name": "barks", "train_size": 256, "val_size": 32},
+    "model": {"name": "gpt", "embedding_dim": 16, "layers": 1, "heads": 2, "context_length": 64},
+    "train": {"steps": 30, "batch_size": 8, "eval_every": 10, "checkpoint_every": 10},
+    "sample": {"num_samples": 1, "max_new_tokens": 5},
+}
+# Model sizes small enough for any test, and a task whose sequences fit any context here.
+SMALL = {"embedding_dim": 16, "hidden_size": 12, "layers": 2, "heads": 2, "ffn_dim": 24, "context_length": 64}
+TINY_TASK = {"name": "barks", "min_barks": 1, "max_barks": 2}
+
+
+def tiny() -> dict:
+    """A fresh copy of TINY, to change as a test likes."""
+    return copy.deepcopy(TINY)
+
+
+def model_config(task: dict = TINY_TASK, **model):
+    """The validated model section of a config with this model section."""
+    return RunConfig.model_validate({"task": task, "model": model}).model
+
+
+def small_model(name: str, seed: int = 0, **overrides):
+    """A seeded, untrained model of SMALL's sizes (overrides on top), in eval mode."""
+    torch.manual_seed(seed)
+    model = build_model(model_config(**{**SMALL, "name": name, **overrides}), V)
+    return model.eval()
+
+
+def random_tokens(batch: int, length: int, seed: int = 0) -> torch.Tensor:
+    """Real tokens only (ids 1..8), so nothing depends on how <PAD> is treated."""
+    return torch.randint(1, V, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def train_config(data: dict, runs_dir: Path) -> Path:
+    """Train a config mapping in this process; its run directory."""
+    cfg = validate(data, "test config")
+    run = start_run(cfg, runs_dir)
+    train(run, cfg)
+    return run
+
+
+def only_run(runs_dir: Path) -> Path:
+    (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    return run
+
+
+def meta(run: Path) -> dict:
+    return json.loads((run / "meta.json").read_text())
+
+
+def summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+def metrics(run: Path) -> list[dict]:
+    return read_jsonl(run / "metrics.jsonl")
+
+
+def figures(run: Path) -> list[dict]:
+    """metrics.jsonl without the timing keys."""
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in metrics(run)]
+
+
+def all_figures(run: Path) -> tuple[list[dict], dict, list[dict]]:
+    """metrics.jsonl, summary.json and samples.jsonl, without timing keys or the run's own name."""
+    final = {k: v for k, v in summary(run).items() if k not in TIMING | {"name"}}
+    return figures(run), final, read_jsonl(run / "samples.jsonl")
+
+
+def cli(*args):
+    """`barkbench ARGS` through typer's CliRunner; paths may be given as Path objects."""
+    return RUNNER.invoke(app, [str(a) for a in args])
