@@ -221,6 +221,9 @@ def compare_models(
         None, "--resume", help="Finish an interrupted study directory.", show_default=False
     ),
     launcher: str = typer.Option("local", "--launcher", help="How the runs are trained: local (this machine's cores)."),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="The cluster a launcher joins (--launcher ray).", show_default=False
+    ),
 ):
     """Train several models on the same data (every model x seed x sweep value), then report where each one forgets.
 
@@ -236,15 +239,17 @@ def compare_models(
 
         barkbench compare --resume runs/long-context-20261122-101500-3f2a
     """
+    from barkbench.study.launch import launcher as launcher_named
     from barkbench.study.launch import run_study
 
     check_sources(config, overrides, resume, "study", "study.yaml", "configs/compare/smoke.yaml")
+    launch = launcher_named(launcher, jobs=jobs, address=address)
     if resume is not None:
         directory = resume
     else:
         directory = start_study(config, overrides or [], runs_dir)
     err.print(f"study directory: {directory}", highlight=False, soft_wrap=True)
-    interrupted = run_study(directory, launcher, jobs=jobs)
+    interrupted = run_study(directory, launch)
     rows = show_findings(directory)
     unfinished = [r["name"] for r in rows if r["status"] != "completed"]
     if interrupted:

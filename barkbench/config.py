@@ -85,6 +85,9 @@ class RunConfig(Section):
     name: Optional[str] = Field(None, description="the run directory's name starts with it")
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    # Fixed by the config, not by the machine or the runs beside it: the thread count changes how
+    # float sums are split, so a run's figures are the same under any --jobs and any launcher.
+    threads: int = Field(1, ge=1, description="torch threads for this run; more are faster, with other last digits")
     task: one_of(TASKS, DEFAULT_TASK) = Field(default_factory=lambda: TASKS[DEFAULT_TASK].config())
     model: one_of(MODELS, DEFAULT_MODEL) = Field(default_factory=lambda: MODELS[DEFAULT_MODEL].config())
     train: TrainConfig = Field(default_factory=TrainConfig)

@@ -41,11 +41,20 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
         state.restore(latest_checkpoint(run))
         truncate_metrics(run, state.step)
     model, optimizer = state.model, state.optimizer
-    meta = {"params": count_params(model), "state_bytes": model.state_bytes(), "device": str(device)}
+    meta = {
+        "params": count_params(model),
+        "state_bytes": model.state_bytes(),
+        "device": str(device),
+        "threads": cfg.threads,
+    }
     update_meta(run, status="running", started=now(), step=state.step, **meta, **host_fields())
 
     figures: dict = {}
-    with outcome_recorded(run), interrupts(lambda signum: mark(run, "interrupted"), stop_requested) as stop:
+    with (
+        outcome_recorded(run),
+        torch_threads(cfg.threads),
+        interrupts(lambda signum: mark(run, "interrupted"), stop_requested) as stop,
+    ):
         model.train()
         while state.step < tc.steps:
             t0 = time.perf_counter()
@@ -114,6 +123,17 @@ def finish(run: Path, cfg, model, state: TrainerState, figures: dict) -> dict:
 
 def mark(run: Path, status: str, **fields) -> None:
     update_meta(run, status=status, ended=now(), **fields)
+
+
+@contextmanager
+def torch_threads(threads: int):
+    """The run's own thread count while it computes, and the caller's again after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextmanager

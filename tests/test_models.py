@@ -30,8 +30,11 @@ def answer_data(seed: int = 0):
     return data
 
 
+PROMPT = 8  # in the contract tests, tokens [0, PROMPT) are the prompt and the rest the answer
+
+
 def logits_of(model, tokens, start=None):
-    start = torch.zeros(tokens.shape[0], dtype=torch.long) if start is None else start
+    start = torch.full((tokens.shape[0],), PROMPT) if start is None else start
     return model.teacher_forcing(tokens, start)
 
 
@@ -41,23 +44,40 @@ def logits_of(model, tokens, start=None):
 @pytest.mark.parametrize("name", NAMES)
 def test_output_shape(name):
     model = small_model(name)
-    logits = logits_of(model, random_tokens(3, 10))
-    assert logits.shape == (3, 10, V)
+    logits = logits_of(model, random_tokens(3, 12))
+    assert logits.shape == (3, 12, V)
+
+
+def change(tokens: torch.Tensor, at: int) -> torch.Tensor:
+    changed = tokens.clone()
+    changed[:, at] = tokens[:, at] % (V - 1) + 1  # a different real token
+    assert (changed != tokens).sum() == len(tokens)
+    return changed
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("t", [0, 5, 18])
-def test_causal(name, t):
+@pytest.mark.parametrize("t", [PROMPT - 1, 12, 18])
+def test_causal_over_the_answer(name, t):
+    """Changing answer token t+1 leaves every output up to t as it was."""
     model = small_model(name)
     tokens = random_tokens(2, 20)
-    changed = tokens.clone()
-    changed[:, t + 1] = tokens[:, t + 1] % (V - 1) + 1  # a different real token
-    assert (changed != tokens).sum() == 2
     with torch.no_grad():
-        before, after = logits_of(model, tokens), logits_of(model, changed)
-    torch.testing.assert_close(after[:, : t + 1], before[:, : t + 1], atol=1e-6, rtol=0)
+        before, after = logits_of(model, tokens), logits_of(model, change(tokens, t + 1))
+    answer = slice(PROMPT - 1, t + 1)  # the outputs that predict answer tokens (the first from the prompt's end)
+    torch.testing.assert_close(after[:, answer], before[:, answer], atol=1e-6, rtol=0)
     # The check can fail: from t+1 on, the model does see the change.
     assert (after[:, t + 1 :] - before[:, t + 1 :]).abs().amax() > 1e-4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_answer_output_sees_the_prompt(name):
+    """Changing a prompt token may change every output of the answer: none is cut off from it."""
+    model = small_model(name)
+    tokens = random_tokens(2, 20)
+    with torch.no_grad():
+        before, after = logits_of(model, tokens), logits_of(model, change(tokens, 2))
+    moved = (after[:, PROMPT - 1 :] - before[:, PROMPT - 1 :]).abs().amax(dim=(0, 2))
+    assert (moved > 1e-6).all(), moved
 
 
 def row_loss_alone(model, tokens: torch.Tensor, start: int) -> float:
@@ -153,7 +173,21 @@ def test_answer_mask_counts_answer_tokens_and_eos_only():
 # ---- decoder-only models: model(tokens, state) ---------------------------------------------
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if isinstance(small_model(n), DecoderOnly)])
+DECODER_ONLY = [n for n in NAMES if isinstance(small_model(n), DecoderOnly)]
+
+
+@pytest.mark.parametrize("name", DECODER_ONLY)
+@pytest.mark.parametrize("t", [0, 5, 18])
+def test_decoder_only_models_are_causal_over_the_prompt_too(name, t):
+    model = small_model(name)
+    tokens = random_tokens(2, 20)
+    with torch.no_grad():
+        before, after = model(tokens)[0], model(change(tokens, t + 1))[0]
+    torch.testing.assert_close(after[:, : t + 1], before[:, : t + 1], atol=1e-6, rtol=0)
+    assert (after[:, t + 1 :] - before[:, t + 1 :]).abs().amax() > 1e-4
+
+
+@pytest.mark.parametrize("name", DECODER_ONLY)
 def test_incremental_state_matches_full_pass(name):
     model = small_model(name)
     tokens = random_tokens(3, 17)

@@ -14,7 +14,7 @@ from barkbench.cli import app
 from barkbench.errors import BarkError
 from barkbench.rundir import read_jsonl
 from barkbench.study import findings, job, plan
-from barkbench.study.launch import LAUNCHERS, run_study
+from barkbench.study.launch import LAUNCHERS, launcher, run_study
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "compare" / "smoke.yaml"
 # A few steps of the tiniest models: every run of a study here trains in well under a second.
@@ -161,6 +161,22 @@ def test_bad_compare_keys_are_plain_sentences(tmp_path, write_config, runner, ch
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--launcher", "slurm"], ["'slurm' is not one of", "local"]),
+        (["--address", "auto"], ["--address is not an option"]),
+    ],
+)
+def test_a_bad_launcher_or_launcher_option_is_refused_before_anything_is_written(tmp_path, runner, args, words):
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["compare", "--config", str(SMOKE), "--runs-dir", str(runs), *args])
+    assert result.exit_code == 2, result.output
+    for word in words:
+        assert word in result.stderr
+    assert not runs.exists()
+
+
 def test_resume_needs_a_study_directory(tmp_path, runner):
     result = runner.invoke(app, ["compare", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "no study.yaml" in result.stderr
@@ -285,12 +301,12 @@ def test_a_resumed_study_with_nothing_left_to_do_trains_nothing(smoke, runner):
 
 def test_a_run_still_running_is_not_touched(tmp_path, write_config):
     study = start(write_config, tmp_path, study_config(models=[{"name": "rnn"}], seeds=[0]))
-    run_study(study, jobs=1)
+    run_study(study, launcher("local", jobs=1))
     (run,) = runs_by_name(study).values()
     meta = json.loads((run / "meta.json").read_text())
     (run / "meta.json").write_text(json.dumps({**meta, "status": "running", "pid": 1, "host": meta["host"]}))
     with pytest.raises(BarkError, match="still running"):
-        run_study(study, jobs=1)
+        run_study(study, launcher("local", jobs=1))
 
 
 # ---- worker processes and the cycle plot ---------------------------------------------------
@@ -299,7 +315,7 @@ def test_a_run_still_running_is_not_touched(tmp_path, write_config):
 @pytest.mark.slow
 def test_parallel_jobs_train_every_run_in_worker_processes(tmp_path, write_config):
     study = start(write_config, tmp_path, study_config(seeds=[0]))
-    assert run_study(study, jobs=2) is None
+    assert run_study(study, launcher("local", jobs=2)) is None
     report = findings.write_findings(study)
     assert [r["status"] for r in report["rows"]] == ["completed", "completed"]
     pids = {json.loads((p / "meta.json").read_text())["pid"] for p in runs_by_name(study).values()}
@@ -311,7 +327,7 @@ def test_a_cycle_study_plots_stop_rate_and_cycle_adherence(tmp_path, write_confi
     base["task"] = {"name": "cycle", "min_barks": 2, "max_barks": 6, "train_size": 64, "val_size": 32}
     base["sample"] = {"num_samples": 2, "max_new_tokens": 8}
     study = start(write_config, tmp_path, study_config(base=base, seeds=[0]))
-    run_study(study, jobs=1)
+    run_study(study, launcher("local", jobs=1))
     report = findings.write_findings(study)
     assert all(0 <= g["stop_rate"]["mean"] <= 1 and "cycle" in g["sentence"] for g in report["groups"])
     assert "stop rate" in report["tables"][0][1] and "collapse" not in report["tables"][0][1]
@@ -348,3 +364,23 @@ def test_every_launcher_gives_the_results_of_the_local_launcher(tmp_path, write_
         figures[name] = result_figures(study)
     assert figures["other"] == figures["reference"]
     assert len(figures["reference"]) == 4
+
+
+@pytest.mark.slow
+def test_figures_do_not_depend_on_how_many_jobs_train_at_once(tmp_path, runner):
+    """Two threads per run: with --jobs 2 the runs share the cores, yet each keeps its own two
+    threads, so every figure is the one --jobs 1 gives. (At this size the thread count does
+    change the last digits: one thread gives other figures.)"""
+    figures = {}
+    for jobs, threads in (("1", "2"), ("2", "2"), ("1", "1")):
+        runs = tmp_path / f"jobs{jobs}-threads{threads}"
+        args = ["compare", "--config", str(SMOKE), "--runs-dir", str(runs), "--jobs", jobs, f"threads={threads}"]
+        args += ["train.steps=6", "train.eval_every=3", "task.train_size=64", "sample.num_samples=1"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        (study,) = runs.iterdir()
+        figures[jobs, threads] = result_figures(study)
+        recorded = {json.loads((p / "meta.json").read_text())["threads"] for p in study.iterdir() if p.is_dir()}
+        assert recorded == {int(threads)}
+    assert figures["1", "2"] == figures["2", "2"]
+    assert figures["1", "1"] != figures["1", "2"]

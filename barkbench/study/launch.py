@@ -13,6 +13,7 @@ same whichever launcher wrote them. So `--resume` works with any launcher.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from pathlib import Path
 
@@ -63,21 +64,27 @@ def size(job: dict) -> int:
     return count_params(build_model(cfg.model, len(cfg.vocab))) * (cfg.train.steps - job["start"])
 
 
-def run_study(study: Path, launcher: str = "local", **options) -> int | None:
-    """Train every combination of the study that has not completed, with the named launcher;
-    return the signal that interrupted it, or None."""
-    if launcher not in LAUNCHERS:
-        raise BarkError(f"--launcher {launcher!r} is not one of: {', '.join(LAUNCHERS)}")
-    launch = LAUNCHERS[launcher]
-    accepted = inspect.signature(launch).parameters
+def launcher(name: str, **options):
+    """The named launcher with the options given (those left None are not given), checked before
+    anything is written: launcher(todo, study, show) -> the signal that interrupted it, or None."""
+    if name not in LAUNCHERS:
+        raise BarkError(f"--launcher {name!r} is not one of: {', '.join(LAUNCHERS)}")
+    launch = LAUNCHERS[name]
     given = {k: v for k, v in options.items() if v is not None}
     for key in given:
-        if key not in accepted:
-            raise BarkError(f"--{key} is not an option of --launcher {launcher}; drop it")
+        if key not in inspect.signature(launch).parameters:
+            raise BarkError(f"--{key} is not an option of --launcher {name}; drop it")
+    return functools.partial(launch, **given)
+
+
+def run_study(study: Path, launch=None) -> int | None:
+    """Train every combination of the study that has not completed, with a launcher (default:
+    local); return the signal that interrupted it, or None."""
+    launch = launch or launcher("local")
     jobs, kept = todo(study)
     if not jobs:
         return None
     err.print(f"{len(jobs)} runs to train" + f" ({kept} completed runs kept)" * bool(kept), highlight=False)
     names, steps, start = ([j[k] for j in jobs] for k in ("name", "config", "start"))
     with study_progress(names, [c["train"]["steps"] for c in steps], start) as show:
-        return launch(jobs, study, show, **given)
+        return launch(jobs, study, show)

@@ -17,18 +17,16 @@ from barkbench.study.job import cores, run_job
 
 
 def launch(todo: list[dict], study: Path, show, jobs: int | None = None) -> int | None:
-    """Train the jobs, `jobs` at a time (default: one per core); return the signal that
-    interrupted them, or None."""
+    """Train the jobs, `jobs` at a time (default: as many as the cores hold, each run taking the
+    threads its config asks for); return the signal that interrupted them, or None."""
     if jobs is not None and jobs < 1:
         raise BarkError(f"--jobs must be at least 1, but it is {jobs}")
-    jobs = min(jobs or cores(), len(todo))
-    threads = max(1, cores() // jobs)
-    err.print(
-        f"training {jobs} at a time" + f", {threads} thread{'s' * (threads > 1)} each" * (jobs > 1), highlight=False
-    )
+    threads = max(job["config"]["threads"] for job in todo)
+    jobs = min(jobs or max(1, cores() // threads), len(todo))
+    err.print(f"training {jobs} at a time", highlight=False)
     if jobs == 1:
         return _here(todo, study, show)
-    return _in_workers(todo, study, jobs, threads, show)
+    return _in_workers(todo, study, jobs, show)
 
 
 def _here(todo: list[dict], study: Path, show) -> int | None:
@@ -49,14 +47,11 @@ _events = None  # queue of ("start", index, pid) and ("step", index, fields) to 
 _stop = None  # set by the parent on Ctrl-C / SIGTERM
 
 
-def _start_worker(events, stop, threads: int) -> None:
+def _start_worker(events, stop) -> None:
     global _events, _stop
-    import torch
-
     # Ctrl-C in the terminal reaches the parent alone; it asks each worker to stop through `stop`,
     # and the worker stops the way `train` stops on a signal: checkpoint, mark interrupted, exit.
     os.setpgrp()
-    torch.set_num_threads(threads)  # the cores split between the jobs, so they do not fight over threads
     _events, _stop = events, stop
 
 
@@ -73,7 +68,7 @@ def _work(job: dict, study: str) -> dict:
     )
 
 
-def _in_workers(todo: list[dict], study: Path, jobs: int, threads: int, show) -> int | None:
+def _in_workers(todo: list[dict], study: Path, jobs: int, show) -> int | None:
     ctx = multiprocessing.get_context("spawn")  # fork with torch's threads can deadlock
     events, stop_workers = ctx.Queue(), ctx.Event()
     pids: dict[int, int] = {}  # job index -> pid of the worker training it
@@ -96,9 +91,7 @@ def _in_workers(todo: list[dict], study: Path, jobs: int, threads: int, show) ->
 
     with (
         interrupts(stop_now) as stop,
-        ProcessPoolExecutor(
-            jobs, mp_context=ctx, initializer=_start_worker, initargs=(events, stop_workers, threads)
-        ) as pool,
+        ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start_worker, initargs=(events, stop_workers)) as pool,
     ):
         futures = {pool.submit(_work, job, str(study)): job["index"] for job in todo}
         pending = set(futures)
