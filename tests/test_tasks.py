@@ -189,6 +189,8 @@ BAYES = {
     "barks": speak_costs,
     "cycle": speak_costs,
     "echo": determined(lambda prompt, cfg: prompt[1 : cfg.message_length + 1] + [EOS]),
+    "copy": determined(lambda prompt, cfg: prompt[1:-2] + [EOS]),
+    "reverse": determined(lambda prompt, cfg: prompt[1:-2][::-1] + [EOS]),
 }
 
 
@@ -374,3 +376,26 @@ def test_stream_is_deterministic_and_named():
     c = torch.randint(0, 1000, (10,), generator=tasks.stream(0, "val"))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("name", ["copy", "reverse"])
+def test_copy_and_reverse_lay_out_the_source_and_bucket_by_its_length(name):
+    cfg = task_cfg(name=name, min_length=2, max_length=9)
+    data = TASKS[name].make(cfg, 2000, gen(8))
+    lengths = set()
+    for row, start, bucket in zip(data.tokens.tolist(), data.answer_start.tolist(), data.bucket.tolist()):
+        n = start - 3
+        lengths.add(n)
+        assert row[0] == USER and row[n + 1] == SPEAK and row[n + 2] == ASSISTANT
+        source, answer = row[1 : n + 1], row[start : start + n]
+        assert all(t in BARKS for t in source)
+        assert answer == (source if name == "copy" else source[::-1])
+        assert row[start + n] == EOS and all(t == PAD for t in row[start + n + 1 :])
+        assert bucket == [-1] * start + [n] * n + [-1] * (len(row) - start - n)  # barks by n; <EOS> none
+    assert lengths == set(range(2, 10))
+    assert len({tuple(r[1:3]) for r in data.tokens.tolist()}) == 16  # sources differ between sequences
+
+
+@pytest.mark.parametrize("n, label", [(1, "1-8"), (8, "1-8"), (9, "9-16"), (48, "41-48"), (49, "49-56")])
+def test_length_buckets(n, label):
+    assert TASKS["copy"].buckets.label(n) == label

@@ -13,7 +13,7 @@ as bars of those, any other as bars of its final figures.
 
 from __future__ import annotations
 
-from barkbench.tasks import barks, cycle, echo
+from barkbench.tasks import barks, copying, cycle, echo, reversal
 from barkbench.tasks.common import Dataset, Task, stream
 from barkbench.vocab import EOS
 
@@ -21,6 +21,8 @@ TASKS: dict[str, Task] = {
     "barks": barks.TASK,
     "cycle": cycle.TASK,
     "echo": echo.TASK,
+    "copy": copying.TASK,
+    "reverse": reversal.TASK,
 }
 DEFAULT_TASK = "barks"  # what a config without a `task.name` gets
 
