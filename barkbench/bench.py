@@ -86,7 +86,9 @@ def main() -> None:
 
     for name, family in MODELS.items():
         cfg = load_config(CONFIG, [f"model={json.dumps({'name': name, 'context_length': 256})}"])
-        train_set, _ = make_splits(cfg.task.model_copy(update={"train_size": 2000}), 0)
+        train_set = make_splits(
+            cfg.task.model_copy(update={"train_size": 2000, "val_size": 1, "test_size": 1}), 0
+        ).train
         g = torch.Generator().manual_seed(0)
         batches = []
         for _ in range(STEPS_PER_ROUND):

@@ -333,9 +333,10 @@ def show_findings(directory: Path) -> list[dict]:
     findings = write_findings(directory)
     for title, headers, cells in findings["tables"]:
         out.print(grid_table(title, headers, cells))
-    for group in findings["groups"]:
+    for group in findings["lines"]:
         out.print(f"- {escape(group['sentence'])}", highlight=False, soft_wrap=True)
-    out.print(f"wrote {directory / 'results.json'}, report.md and collapse.png", highlight=False, soft_wrap=True)
+    pictures = ", ".join(p.name for p in sorted(directory.glob("*.png")))
+    out.print(f"wrote {directory / 'results.json'}, report.md, {pictures}", highlight=False, soft_wrap=True)
     return findings["rows"]
 
 

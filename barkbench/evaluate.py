@@ -8,6 +8,7 @@ evaluate() reports, over a data set:
   stop_accuracy  the same over <EOS> alone: does the model stop where the answer does?
   exact_match    share of answers right from the first token to <EOS>
   by_bucket      accuracy of the barks in each bucket (echo: distance), for tasks with buckets
+  exact_by_bucket  exact match of the answers in each bucket (a sequence's bucket: its barks')
 split_figures() names them as summary.json does, for the validation or the test split.
 """
 
@@ -47,7 +48,8 @@ def evaluate(model, data: Dataset, batch_size: int, device, bucket_label=None) -
     model.eval()
     loss_sum = 0.0
     counts = torch.zeros(7, dtype=torch.long)  # right/all for answer tokens, barks, <EOS>; exact answers
-    bucket_hits: dict[str, list[int]] = {}  # bucket label -> [right, all]
+    bucket_hits: dict[str, list[int]] = {}  # bucket label -> [right, all] over barks
+    bucket_exact: dict[str, list[int]] = {}  # bucket label -> [right, all] over answers
     for i in range(0, len(data), batch_size):
         tokens, start = data.tokens[i : i + batch_size].to(device), data.answer_start[i : i + batch_size].to(device)
         x, y, mask = answer_batch(tokens, start)
@@ -75,6 +77,11 @@ def evaluate(model, data: Dataset, batch_size: int, device, bucket_label=None) -
                 tally = bucket_hits.setdefault(bucket_label(v), [0, 0])
                 tally[0] += int(hit[at].sum())
                 tally[1] += int(at.sum())
+            row_value = values.amax(1)  # every bark of an answer has its sequence's value
+            for v in row_value[row_value > 0].unique().tolist():
+                tally = bucket_exact.setdefault(bucket_label(v), [0, 0])
+                tally[0] += int(exact[row_value == v].sum())
+                tally[1] += int((row_value == v).sum())
     model.train(was_training)
     right, answer, bark_right, barks, stop_right, stops, exact = counts.tolist()
     result = {
@@ -84,9 +91,10 @@ def evaluate(model, data: Dataset, batch_size: int, device, bucket_label=None) -
         "stop_accuracy": stop_right / max(stops, 1),
         "exact_match": exact / len(data),
     }
-    if bucket_hits:
-        ordered = sorted(bucket_hits.items(), key=lambda item: bucket_order(item[0]))
-        result["by_bucket"] = {label: hits / n for label, (hits, n) in ordered}
+    for key, tallies in (("by_bucket", bucket_hits), ("exact_by_bucket", bucket_exact)):
+        if tallies:
+            ordered = sorted(tallies.items(), key=lambda item: bucket_order(item[0]))
+            result[key] = {label: hits / n for label, (hits, n) in ordered}
     return result
 
 
@@ -97,7 +105,8 @@ def split_figures(figures: dict, split: str, bucket_name: str | None) -> dict:
     first = {"loss": f"{split}_loss", "accuracy": f"{split}_accuracy"}
     rest = "" if split == "val" else f"{split}_"
     named = {}
+    bucketed = {"by_bucket": f"accuracy_by_{bucket_name}", "exact_by_bucket": f"exact_match_by_{bucket_name}"}
     for key, value in figures.items():
-        name = f"accuracy_by_{bucket_name}" if key == "by_bucket" else key
+        name = bucketed.get(key, key)
         named[first.get(key, rest + name)] = value
     return named

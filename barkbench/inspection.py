@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from barkbench import plots
+from barkbench import inspection_plots as plots
 from barkbench.evaluate import answer_loss
 from barkbench.sample import generate
 from barkbench.tasks import stream, task_of

@@ -1,9 +1,10 @@
-"""Every picture barkbench draws. A study's collapse.png: accuracy against distance per model,
-or grouped bars of the final figures for tasks without distances (the cycle task's stop rate
-and cycle adherence). `inspect`'s attention maps and gradient norms."""
+"""The pictures of results: a run's curves.png; a study's collapse.png (accuracy and exact match
+against the task's bucket, one line per model, or bars for tasks without buckets), memory_map.png
+and curves.png. (`inspect`'s pictures: barkbench/inspection_plots.py.)"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -11,92 +12,202 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display, and safe in worker processes and on servers
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
+
+from barkbench.rundir import read_jsonl  # noqa: E402
+
+SHOWN_DPI = 120
 
 
-def accuracy_by_bucket(groups: list[dict], path: Path, title: str, axis: str, threshold: float, chance: float) -> None:
-    """One line per group: mean accuracy in each bucket (echo: distance), the spread over seeds shaded."""
-    buckets = list(dict.fromkeys(b for g in groups for b in g["accuracy_by_distance"]))
-    fig, ax = plt.subplots(figsize=(10, 5))
-    for g in groups:
-        at = [(buckets.index(b), s["mean"], s["std"]) for b, s in g["accuracy_by_distance"].items()]
-        if not at:
-            continue
-        x, mean, std = zip(*at)
-        (line,) = ax.plot(x, mean, marker="o", label=f"{g['name']} ({g['completed']} seeds)")
-        low = [max(0.0, m - s) for m, s in zip(mean, std)]
-        high = [min(1.0, m + s) for m, s in zip(mean, std)]
-        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f}: four barks)")
-    ax.axhline(threshold, color="grey", linestyle=":", linewidth=1, label=f"collapse threshold ({threshold})")
-    ax.set_xticks(range(len(buckets)), buckets)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel(axis)
-    ax.set_ylabel("validation accuracy (mean ± std over seeds)")
-    ax.set_title(f"{title}: accuracy by {axis.split(' ')[0]}")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the plot: never over a line
+def save(fig, path: Path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=SHOWN_DPI)
     plt.close(fig)
 
 
-def grouped_bars(groups: list[dict], figures: dict[str, str], path: Path, title: str, ylabel: str) -> None:
-    """For each group a bar per figure (key -> axis label), with the spread over seeds as error bars."""
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) + 2), 5))
+# ---- a run --------------------------------------------------------------------------------
+
+
+def run_curves(run: Path, title: str) -> Path:
+    """curves.png of a run: train and validation loss, validation accuracy, against step."""
+    rows = read_jsonl(run / "metrics.jsonl")
+    fig, (loss, acc) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [r["step"] for r in rows]
+    loss.plot(steps, [r["train_loss"] for r in rows], marker=".", label="train loss (mean since the last point)")
+    loss.plot(steps, [r["val_loss"] for r in rows], marker=".", label="validation loss")
+    if rows and "excess_loss" in rows[-1]:
+        floor = rows[-1]["val_loss"] - rows[-1]["excess_loss"]
+        loss.axhline(floor, color="grey", linestyle="--", linewidth=1, label=f"the task's floor ({floor:.3f})")
+    loss.set(xlabel="training step", ylabel="nats per answer token", title="loss")
+    loss.legend(fontsize="small")
+    for key, label in (("bark_accuracy", "the answer's barks"), ("stop_accuracy", "<EOS> where the answer ends")):
+        acc.plot(steps, [r.get(key) for r in rows], marker=".", label=label)
+    acc.set(xlabel="training step", ylabel="validation accuracy", ylim=(0, 1.05), title="validation accuracy")
+    acc.legend(fontsize="small")
+    fig.suptitle(title)
+    save(fig, run / "curves.png")
+    return run / "curves.png"
+
+
+# ---- a study ------------------------------------------------------------------------------
+
+
+def study_pictures(study: Path, findings: dict, task, capacity_key: str | None) -> list[str]:
+    """Draw the study's pictures; return their file names."""
+    from barkbench.study.findings import bucket_axis
+
+    lines, title = findings["models"], findings["study"]
+    if findings["bucket"]:
+        collapse(lines, bucket_axis(lines), study / "collapse.png", title, task, findings)
+    elif task.sample_figures:
+        grouped_bars(lines, task.sample_figures, study / "collapse.png", f"{title}: samples after training", "share")
+    else:
+        names = {"test_bark_accuracy": "test accuracy (barks)", "test_excess_loss": "test excess loss (nats)"}
+        grouped_bars(lines, names, study / "collapse.png", f"{title}: final figures on test", "value")
+    names = ["collapse.png"]
+    if capacity_key:
+        memory_map(lines, bucket_axis(lines), capacity_key, study / "memory_map.png", title, task, findings)
+        names.append("memory_map.png")
+    study_curves(study, findings["runs"], study / "curves.png", title)
+    return names + ["curves.png"]
+
+
+def collapse(lines: list[dict], axis: list[str], path: Path, title: str, task, findings: dict) -> None:
+    """Test accuracy of the answer's barks, and exact match of whole answers, against the bucket:
+    one line per model, the spread over seeds as a band, chance and the threshold marked, and the
+    buckets no run trained on shaded."""
+    fig, panels = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
+    for panel, key, what in (
+        (panels[0], "by_bucket", "accuracy of the answer's barks"),
+        (panels[1], "exact_by_bucket", "exact match of whole answers"),
+    ):
+        for line in lines:
+            at = [(axis.index(b), s["mean"], s["std"]) for b, s in line.get(key, {}).items()]
+            if not at:
+                continue
+            x, mean, std = zip(*at)
+            seeds = len(line["seeds"])
+            (drawn,) = panel.plot(x, mean, marker="o", label=f"{line['name']} ({seeds} seed{'s' * (seeds > 1)})")
+            low, high = [max(0.0, m - s) for m, s in zip(mean, std)], [min(1.0, m + s) for m, s in zip(mean, std)]
+            panel.fill_between(x, low, high, color=drawn.get_color(), alpha=0.2, linewidth=0)
+        panel.axhline(
+            findings["chance"], color="grey", linestyle="--", linewidth=1, label=f"chance ({findings['chance']:.2f})"
+        )
+        if key == "by_bucket":
+            panel.axhline(
+                findings["threshold"],
+                color="grey",
+                linestyle=":",
+                linewidth=1,
+                label=f"collapse threshold ({findings['threshold']})",
+            )
+        untrained = [i for i, b in enumerate(axis) if not any(b in line.get("trained", []) for line in lines)]
+        if untrained:
+            panel.axvspan(untrained[0] - 0.5, untrained[-1] + 0.5, color="grey", alpha=0.1, label="never trained on")
+        panel.set_xticks(range(len(axis)), axis)
+        panel.set(xlabel=task.buckets.axis, ylabel=f"test {what} (mean ± std over seeds)", ylim=(0, 1.05), title=what)
+        panel.grid(axis="y", alpha=0.3)
+    handles, names = panels[0].get_legend_handles_labels()
+    panels[1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # never over a line
+    fig.suptitle(f"{title}: test accuracy by {task.buckets.name}")
+    save(fig, path)
+
+
+def memory_map(lines: list[dict], axis: list[str], key: str, path: Path, title: str, task, findings: dict) -> None:
+    """One panel per model: rows the swept capacity value, columns the buckets, colour the mean test
+    accuracy on one scale from chance (dark) to 1, every cell written, buckets not trained on
+    hatched, buckets not measured grey."""
+    labels = list(dict.fromkeys(line["label"] for line in lines))
+    values = sorted({line["sweep"][key] for line in lines})
+    cmap = LinearSegmentedColormap.from_list("recall", ["#2b0a3d", "#b63679", "#fb8761", "#fcfdbf"]).with_extremes(
+        bad="#e8e8e8"
+    )
+    width = max(3.0, 0.75 * len(axis) + 1.0)
+    fig, axes = plt.subplots(
+        1,
+        len(labels),
+        figsize=(width * len(labels) + 1.5, 2.2 + 0.5 * len(values)),
+        squeeze=False,
+        layout="constrained",
+    )
+    image, hatched_any = None, False
+    for ax, label in zip(axes[0], labels):
+        grid = [[None] * len(axis) for _ in values]
+        for line in (line for line in lines if line["label"] == label):
+            r = values.index(line["sweep"][key])
+            for b, s in line.get("by_bucket", {}).items():
+                c = axis.index(b)
+                grid[r][c] = s["mean"]
+                if b not in line["trained"]:
+                    hatched_any = True
+                    ax.add_patch(
+                        plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="//", edgecolor="grey", lw=0)
+                    )
+        shown = [[float("nan") if v is None else v for v in row] for row in grid]
+        image = ax.imshow(shown, cmap=cmap, vmin=findings["chance"], vmax=1.0, aspect="auto", origin="lower")
+        for r, row in enumerate(grid):
+            for c, v in enumerate(row):
+                if v is not None:
+                    ax.text(
+                        c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="black" if v > 0.7 else "white"
+                    )
+        ax.set_xticks(range(len(axis)), axis, rotation=45, fontsize=7)
+        ax.set_yticks(range(len(values)), [str(v) for v in values])
+        ax.set(title=label, xlabel=f"{task.buckets.name} bucket")
+    axes[0][0].set_ylabel(key)
+    fig.colorbar(image, ax=axes[0].tolist(), label=f"test accuracy\n(chance {findings['chance']:.2f} at the bottom)")
+    notes = "grey: not measured" + "; hatched: never trained on" * hatched_any
+    fig.suptitle(
+        f"{title}\nwhat each model still recalls, by {key.rsplit('.', 1)[-1]} and {task.buckets.name} ({notes})"
+    )
+    fig.savefig(path, dpi=SHOWN_DPI)
+    plt.close(fig)
+
+
+def grouped_bars(lines: list[dict], figures: dict[str, str], path: Path, title: str, ylabel: str) -> None:
+    """For tasks without buckets: a group of bars per model, one bar per figure, std as error bars."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(lines) + 2), 5))
     width = 0.8 / len(figures)
     for j, (key, label) in enumerate(figures.items()):
-        at = [(i, g[key]["mean"], g[key]["std"]) for i, g in enumerate(groups) if g.get(key)]
+        at = [(i, line[key]["mean"], line[key]["std"]) for i, line in enumerate(lines) if line.get(key)]
         if at:
             x, mean, std = zip(*at)
-            bars = ax.bar([i + (j - (len(figures) - 1) / 2) * width for i in x], mean, width, yerr=std, label=label)
+            bars = ax.bar(
+                [i + (j - (len(figures) - 1) / 2) * width for i in x], mean, width, yerr=std, capsize=4, label=label
+            )
             ax.bar_label(bars, fmt="%.2f", fontsize="small", padding=2)
-    ax.set_xticks(range(len(groups)), [f"{g['name']} ({g['completed']} seeds)" for g in groups])
+    ax.set_xticks(range(len(lines)), [f"{line['name']} ({line['completed']} seeds)" for line in lines])
     ax.set_ylim(0, max(1.0, ax.get_ylim()[1]) * 1.25)  # room for the labels and the legend above the bars
-    ax.set_ylabel(f"{ylabel} (mean ± std over seeds)")
+    ax.set_ylabel(f"{ylabel} (bars: mean over seeds; whiskers: ± std)")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # no bars at all while no run has completed
         ax.legend(loc="upper center", ncols=len(figures), fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
-def attention_heads(weights, labels: list[str], path: Path, layer: int) -> Path:
-    """`inspect`'s attention-layer<N>.png: one panel per head of [heads, T, T] weights, tokens on both axes."""
-    heads, T = weights.shape[0], weights.shape[-1]
-    size = max(4.0, 0.16 * T)
-    fig, axes = plt.subplots(1, heads, figsize=(size * heads, size), squeeze=False)
-    font = max(3, min(9, 400 // T))
-    for h, ax in enumerate(axes[0]):
-        ax.imshow(weights[h].numpy(), cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(f"layer {layer}, head {h + 1}")
-        ax.set_xticks(range(T), labels, rotation=90, fontsize=font)
-        ax.set_yticks(range(T), labels, fontsize=font)
-        ax.set_xlabel("attends to (earlier token)")
-        ax.set_ylabel("position (token)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def gradient_norms(norms: dict, labels, answer_start: int, message, title: str, path: Path) -> Path:
-    """`inspect`'s gradients.png: one line of gradient norms per state (log scale), the answer's
-    start marked and the prompt tokens the answer needs (`message`: first, last) shaded."""
-    T = len(labels)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.14 * T), 4.5))
-    for name, norm in norms.items():
-        # A state nothing later depends on (the last one) has no gradient at all: leave it out.
-        ax.semilogy(range(len(norm)), norm.masked_fill(norm == 0, float("nan")).numpy(), marker=".", label=name)
-    ax.axvline(answer_start - 0.5, color="grey", linestyle="--", label="answer starts")
-    if message:
-        ax.axvspan(message[0] - 0.5, message[1] + 0.5, color="orange", alpha=0.15, label="the message")
-    ax.set_xticks(range(T), labels, rotation=90, fontsize=max(3, min(8, 600 // T)))
-    ax.set_ylabel("gradient norm of the answer's loss")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def study_curves(study: Path, rows: list[dict], path: Path, title: str) -> None:
+    """curves.png of a study: one column per model, validation loss above and accuracy below against
+    step; every run of the model drawn, a colour per tune value, a line style per seed."""
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    fig, axes = plt.subplots(2, len(labels), figsize=(4 * len(labels) + 1, 7), squeeze=False, sharex="col")
+    styles = ["-", "--", ":", "-."]
+    for col, label in enumerate(labels):
+        members = [r for r in rows if r["label"] == label and r["run"]]
+        tunes = list(dict.fromkeys(json.dumps(r["tune"], sort_keys=True) for r in members))
+        seeds = sorted({r["seed"] for r in members})
+        for r in members:
+            metrics = read_jsonl(study / r["run"] / "metrics.jsonl")
+            steps = [m["step"] for m in metrics]
+            colour = f"C{tunes.index(json.dumps(r['tune'], sort_keys=True)) % 10}"
+            style = styles[seeds.index(r["seed"]) % len(styles)]
+            tune = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in {**r["sweep"], **r["tune"]}.items())
+            name = f"seed {r['seed']}" + (f", {tune}" if tune else "")
+            axes[0][col].plot(steps, [m["val_loss"] for m in metrics], style, color=colour, alpha=0.8, label=name)
+            axes[1][col].plot(steps, [m.get("bark_accuracy") for m in metrics], style, color=colour, alpha=0.8)
+        axes[0][col].set(title=label, ylabel="validation loss (nats per answer token)")
+        axes[1][col].set(xlabel="training step", ylabel="validation accuracy (barks)", ylim=(0, 1.05))
+        if len(members) <= 12:
+            axes[0][col].legend(fontsize="x-small")
+    fig.suptitle(f"{title}: every run's validation curves\n(colour: sweep and tune values; line style: seed)")
+    save(fig, path)

@@ -35,7 +35,7 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
     stop_requested, if given, is asked after every step whether to stop as Ctrl-C would.
     """
     tc, device = cfg.train, pick_device(cfg.device)
-    train_set, val_set = make_splits(cfg.task, cfg.seed, cfg.val_task)
+    train_set, val_set, test_set = make_splits(cfg.task, cfg.seed, cfg.val_task)
     state = TrainerState.start(cfg, device)
     if resume:
         state.restore(latest_checkpoint(run))
@@ -77,7 +77,7 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
             state.count(loss_value, int((x != PAD).sum()), time.perf_counter() - t0)
 
             if state.step % tc.eval_every == 0 or state.step == tc.steps:
-                figures = measure(cfg, model, val_set, device)
+                figures = measure(cfg, model, val_set, device, "val")
                 append_metrics(
                     run,
                     {"step": state.step, "train_loss": state.train_loss(), **figures, "lr": lr_at(state.step - 1, tc)}
@@ -95,17 +95,18 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
                     stop.signum,
                 )
         # resumed from the final checkpoint of a run killed while it sampled: measure again
-        figures = figures or measure(cfg, model, val_set, device)
-        return finish(run, cfg, model, state, figures)
+        figures = figures or measure(cfg, model, val_set, device, "val")
+        return finish(run, cfg, model, state, figures | measure(cfg, model, test_set, device, "test"))
 
 
-def measure(cfg, model, data, device) -> dict:
-    """The validation figures of the model now, under their summary.json names."""
-    buckets = task_of(cfg.val_task).buckets
-    label, name = (buckets.label, buckets.name) if buckets else (None, None)
-    figures = split_figures(evaluate(model, data, cfg.train.eval_batch_size, device, label), "val", name)
-    floor = task_of(cfg.val_task).floor(cfg.val_task)  # the loss reported is the validation set's
-    return {**figures, "excess_loss": figures["val_loss"] - floor}
+def measure(cfg, model, data, device, split: str) -> dict:
+    """The figures of the model now on one split ("val" or "test"), under their summary.json
+    names, with the excess over the floor of the task the split was drawn from."""
+    task = task_of(cfg.val_task)
+    label, name = (task.buckets.label, task.buckets.name) if task.buckets else (None, None)
+    figures = evaluate(model, data, cfg.train.eval_batch_size, device, label)
+    figures["excess_loss"] = figures["loss"] - task.floor(cfg.val_task)
+    return split_figures(figures, split, name)
 
 
 def finish(run: Path, cfg, model, state: TrainerState, figures: dict) -> dict:
@@ -113,7 +114,7 @@ def finish(run: Path, cfg, model, state: TrainerState, figures: dict) -> dict:
     rows, judged = draw_samples(model, cfg.val_task, cfg.sample, cfg.seed, stream(cfg.seed, "sampling"))
     write_atomic(run / "samples.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     summary = {"name": run.name, "model": cfg.model.name, "task": cfg.task.name, "seed": cfg.seed, "steps": state.step}
-    summary |= figures | {"floor_loss": figures["val_loss"] - figures["excess_loss"]} | judged
+    summary |= figures | {"floor_loss": task_of(cfg.val_task).floor(cfg.val_task)} | judged
     summary |= {"params": count_params(model), "state_bytes": model.state_bytes()}
     summary |= {"tokens_per_second": state.tokens_per_second(), "wall_seconds": state.wall_seconds()}
     write_json(run / "summary.json", summary)

@@ -550,7 +550,7 @@ def test_training_with_eval_reports_accuracy_by_distance_up_to_eval_distances(tm
     run = start_run(cfg, tmp_path)
     summary = train(run, cfg)
     # the buckets are those of the validation set drawn with eval's settings
-    _, val = make_splits(cfg.task, cfg.seed, cfg.val_task)
+    val = make_splits(cfg.task, cfg.seed, cfg.val_task).val
     expected = sorted(
         {power_of_two_bucket(d) for d in val.bucket[val.bucket > 0].tolist()}, key=lambda b: int(b.split("-")[0])
     )

@@ -13,8 +13,9 @@ from helpers import PNG, TIMING
 from barkbench.cli import app
 from barkbench.errors import BarkError
 from barkbench.rundir import read_jsonl
-from barkbench.study import findings, job, plan
+from barkbench.study import findings, job, plan, sentences
 from barkbench.study.launch import LAUNCHERS, launcher, run_study
+from barkbench.tasks import TASKS
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "compare" / "smoke.yaml"
 # A few steps of the tiniest models: every run of a study here trains in well under a second.
@@ -78,29 +79,96 @@ def test_models_of_the_same_name_get_labels_that_tell_them_apart(tmp_path):
     assert {c["config"].model.hidden_size for c in combos if c["label"] == "rnn-hidden_size4"} == {4}
 
 
-def test_the_collapse_point_and_the_sentence_say_what_the_numbers_show():
-    by_seed = [[0.99, 0.97, 0.62, 0.30, 0.26], [0.97, 0.97, 0.58, 0.32, 0.28], [0.98, 0.97, 0.60, 0.31, 0.27]]
-    buckets = ["8-15", "16-31", "32-63", "64-127", "128-255"]
+def lstm_rows(by_seed: list[list[float]], buckets: list[str], failed: int = 1, **extra) -> list[dict]:
+    """Completed runs of one model with these test accuracies by distance (one list per seed), and failed ones."""
     rows = [
         {
+            "name": f"lstm-s{seed}",
             "status": "completed",
             "label": "lstm",
             "model": "lstm",
+            "seed": seed,
             "sweep": {},
-            "val_accuracy": 0.6,
+            "tune": {},
+            "selected": True,
             "params": 10,
-            "accuracy_by_distance": dict(zip(buckets, acc)),
+            "test_accuracy_by_distance": dict(zip(buckets, acc)),
+            **extra,
         }
-        for acc in by_seed
-    ] + [{"status": "failed", "label": "lstm", "model": "lstm", "sweep": {}}]
-    (group,) = findings.aggregate(rows, [{"group": "lstm"}] * 4, 0.25, [])
-    assert (group["runs"], group["completed"], group["collapse"]) == (4, 3, "32-63")
-    assert group["accuracy_by_distance"]["8-15"] == {"mean": pytest.approx(0.98), "std": pytest.approx(0.01)}
-    assert group["params"] == {"mean": 10, "std": 0.0} and group["val_loss"] is None
-    assert group["sentence"] == (
-        "lstm holds 0.97 accuracy up to distance 31 and falls below 0.9 at 32-63 (0.60); at 128-255 it is at 0.27, "
-        "near chance (0.25) (1 of its 4 runs did not complete; see the runs below)."
+        for seed, acc in enumerate(by_seed)
+    ]
+    return rows + [{**rows[0], "name": f"lstm-f{i}", "status": "failed", "seed": 9 + i} for i in range(failed)]
+
+
+BUCKETS = ["8-15", "16-31", "32-63", "64-127", "128-255"]
+
+
+def test_the_collapse_point_and_the_sentence_say_what_the_numbers_show():
+    by_seed = [[0.99, 0.97, 0.62, 0.30, 0.26], [0.97, 0.97, 0.58, 0.32, 0.28], [0.98, 0.97, 0.60, 0.31, 0.27]]
+    rows = lstm_rows(by_seed, BUCKETS)
+    for row in rows[3:]:
+        del row["test_accuracy_by_distance"]
+    trained = {r["name"]: set(BUCKETS) for r in rows}
+    (line,) = findings.trace(rows, trained, TASKS["echo"])
+    assert (line["runs"], line["completed"], line["collapse"]) == (4, 3, "32-63")
+    assert line["by_bucket"]["8-15"] == {"mean": pytest.approx(0.98), "std": pytest.approx(0.01)}
+    assert line["params"] == {"mean": 10, "std": 0.0} and line["test_loss"] is None
+    assert line["seed_collapse"] == {"0": "32-63", "1": "32-63", "2": "32-63"}
+    assert sentences.describe(line, TASKS["echo"], {"kind": "mix"}) == (
+        "lstm holds 0.97 test accuracy or more up to distance 31 and falls below 0.9 at 32-63 (0.60); at 128-255 it "
+        "is at 0.27, near chance (0.25); its 3 seeds fall below 0.9 at 32-63 (1 of its 4 runs did not complete; see "
+        "the runs below)."
     )
+
+
+def test_a_model_below_the_threshold_everywhere_did_not_learn_rather_than_collapsed():
+    rows = lstm_rows([[0.31, 0.30, 0.27, 0.26, 0.25], [0.29, 0.28, 0.26, 0.25, 0.25]], BUCKETS, failed=0)
+    (line,) = findings.trace(rows, {r["name"]: set(BUCKETS) for r in rows}, TASKS["echo"])
+    sentence = sentences.describe(line, TASKS["echo"], {"kind": "mix"})
+    assert sentence.startswith("lstm did not learn the task at this budget")
+    assert "0.25 to 0.30" in sentence and "collapse" not in sentence
+
+
+def test_models_whose_seeds_collapse_at_overlapping_points_are_indistinguishable_not_ranked():
+    def line(name, points, best=1.0):
+        return {
+            "name": name,
+            "sweep": {},
+            "seed_collapse": dict(enumerate(points)),
+            "by_bucket": {"8-15": {"mean": best}},
+        }
+
+    lines = [
+        line("rnn", ["16-31", "32-63"]),
+        line("gpt", [None, None]),
+        line("lstm", ["32-63", "64-127"]),
+        line("gru", ["128-255", None]),
+        line("unlearned", ["8-15", "8-15"], best=0.5),  # never at the threshold: no collapse point to rank
+    ]
+    sentence = sentences.compare(lines, BUCKETS)
+    assert sentence == (
+        "Ranked by where their seeds fall below 0.9 (later is better): gpt (never) and gru (128-255 to never) "
+        "(indistinguishable) ahead of lstm (32-63 to 64-127) and rnn (16-31 to 32-63) (indistinguishable)."
+    )
+
+
+def test_selection_reads_validation_only_and_breaks_ties_by_validation_loss():
+    def run(lr, seed, val_accuracy, val_loss, test_accuracy):
+        return {"label": "rnn", "sweep": {}, "tune": {"train.lr": lr}, "seed": seed, "status": "completed"} | {
+            "val_accuracy": val_accuracy,
+            "val_loss": val_loss,
+            "test_accuracy": test_accuracy,
+        }
+
+    # 0.01 is better on validation; a planted test split says 0.001 would have been: it must not matter
+    rows = [run(0.001, s, 0.80, 0.5, 0.99) for s in (0, 1)] + [run(0.01, s, 0.90, 0.6, 0.10) for s in (0, 1)]
+    (entry,) = findings.select(rows)
+    assert [r["selected"] for r in rows] == [False, False, True, True]
+    assert [c["selected"] for c in entry["candidates"]] == [False, True]
+    # equal validation accuracy: the lower validation loss wins
+    rows = [run(0.001, 0, 1.0, 0.05, 0.5), run(0.01, 0, 1.0, 0.01, 0.4)]
+    findings.select(rows)
+    assert [r["selected"] for r in rows] == [False, True]
 
 
 def test_overrides_reach_every_run_and_model_entries_override_the_base_model(tmp_path, write_config):
@@ -207,12 +275,16 @@ def test_the_smoke_study_writes_a_study_directory_and_prints_the_table(smoke):
         "results.json",
         "report.md",
         "collapse.png",
+        "curves.png",
     }
     assert sorted(runs_by_name(study)) == ["gpt-s0", "gpt-s1", "rnn-s0", "rnn-s1"]
-    for line in ("accuracy by distance", "collapse", "rnn", "gpt"):
+    for line in ("accuracy of the answer's barks by distance", "collapse", "rnn", "gpt"):
         assert line in result.stdout
     report = (study / "report.md").read_text()
-    assert "| model | runs | params | state bytes | val loss | excess loss | val acc |" in report
+    assert (
+        "| model | runs | params | state bytes | test loss | excess loss | acc (barks) | stop acc | exact match |"
+        in report
+    )
     assert report.count("\n- rnn ") == 1 and report.count("\n- gpt ") == 1  # a sentence per model
     assert (study / "collapse.png").read_bytes()[:8] == PNG
 
@@ -230,14 +302,15 @@ def test_results_rows_match_the_run_directories(smoke):
             assert row[key] == summary[key]
     models = results(study)["models"]
     assert [m["name"] for m in models] == ["rnn", "gpt"]
-    accuracy = [r["val_accuracy"] for r in rows if r["model"] == "gpt"]
-    assert models[1]["val_accuracy"]["mean"] == pytest.approx(sum(accuracy) / 2)
+    accuracy = [r["test_bark_accuracy"] for r in rows if r["model"] == "gpt"]
+    assert models[1]["test_bark_accuracy"]["mean"] == pytest.approx(sum(accuracy) / 2)
+    assert all(r["selected"] for r in rows)  # nothing tuned: every run is the chosen one
 
 
 def test_report_re_renders_without_training(smoke, runner):
     study = smoke["study"]
     before = results(study)
-    for name in ("results.json", "report.md", "collapse.png"):
+    for name in ("results.json", "report.md", "collapse.png", "curves.png"):
         (study / name).unlink()
     result = runner.invoke(app, ["report", str(study)])
     assert result.exit_code == 0, result.output
@@ -329,7 +402,7 @@ def test_a_cycle_study_plots_stop_rate_and_cycle_adherence(tmp_path, write_confi
     study = start(write_config, tmp_path, study_config(base=base, seeds=[0]))
     run_study(study, launcher("local", jobs=1))
     report = findings.write_findings(study)
-    assert all(0 <= g["stop_rate"]["mean"] <= 1 and "cycle" in g["sentence"] for g in report["groups"])
+    assert all(0 <= g["stop_rate"]["mean"] <= 1 and "cycle" in g["sentence"] for g in report["lines"])
     assert "stop rate" in report["tables"][0][1] and "collapse" not in report["tables"][0][1]
     assert (study / "collapse.png").read_bytes()[:8] == PNG
 
@@ -384,3 +457,67 @@ def test_figures_do_not_depend_on_how_many_jobs_train_at_once(tmp_path, runner):
         assert recorded == {int(threads)}
     assert figures["1", "2"] == figures["2", "2"]
     assert figures["1", "1"] != figures["1", "2"]
+
+
+# ---- tuning, protocols and the memory map ---------------------------------------------------
+
+
+def test_tuning_chooses_on_validation_and_a_planted_test_split_changes_nothing(tmp_path, write_config, runner):
+    study = start(write_config, tmp_path, study_config(seeds=[0], tune={"train.lr": [0.001, 0.05]}))
+    run_study(study, launcher("local", jobs=1))
+    first = findings.write_findings(study)["findings"]
+    rows = {r["name"]: r for r in first["runs"]}
+    assert sorted(rows) == ["gpt-s0-lr0.001", "gpt-s0-lr0.05", "rnn-s0-lr0.001", "rnn-s0-lr0.05"]
+    assert all(r["tune"] == {"train.lr": float(r["name"].rsplit("lr", 1)[1])} for r in rows.values())
+    chosen = {r["name"] for r in rows.values() if r["selected"]}
+    assert len(chosen) == 2 and {name.split("-")[0] for name in chosen} == {"rnn", "gpt"}
+    # Plant a test split that says the other learning rate was far better: nothing may change.
+    for name, run in runs_by_name(study).items():
+        summary = json.loads((run / "summary.json").read_text())
+        planted = 0.0 if name in chosen else 1.0
+        summary.update(test_accuracy=planted, test_loss=1 - planted, test_bark_accuracy=planted)
+        (run / "summary.json").write_text(json.dumps(summary))
+    result = runner.invoke(app, ["report", str(study)])
+    assert result.exit_code == 0, result.output
+    again = results(study)
+    assert {r["name"] for r in again["runs"] if r["selected"]} == chosen
+    assert all(line["test_bark_accuracy"]["mean"] == 0.0 for line in again["models"])  # reported on test
+    report = (study / "report.md").read_text()
+    assert (
+        "## Tuning" in report and "| model | cell | value | runs | val acc | val loss | test acc | chosen |" in report
+    )
+    assert "train.lr was tuned" in report
+
+
+def test_a_fixed_distance_sweep_joins_into_one_line_and_a_capacity_sweep_draws_a_memory_map(tmp_path, write_config):
+    sweep = {"task.message_length": [1, 2], "task.min_gap,task.max_gap": [[0, 0], [6, 6]]}
+    study = start(write_config, tmp_path, study_config(seeds=[0], sweep=sweep))
+    run_study(study, launcher("local", jobs=1))
+    report = findings.write_findings(study)
+    assert report["findings"]["protocol"]["kind"] == "fixed"
+    lines = report["lines"]
+    assert [line["name"] for line in lines] == [
+        "rnn message_length=1",
+        "rnn message_length=2",
+        "gpt message_length=1",
+        "gpt message_length=2",
+    ]
+    # each line joins its two fixed distances: m + 0 + 2 and m + 6 + 2
+    assert list(lines[0]["by_bucket"]) == ["2-3", "8-15"] and list(lines[1]["by_bucket"]) == ["4-7", "8-15"]
+    assert (study / "memory_map.png").read_bytes()[:8] == PNG
+    assert "![memory_map.png](memory_map.png)" in (study / "report.md").read_text()
+
+
+def test_a_study_tested_beyond_its_training_says_so_and_marks_the_buckets(tmp_path, write_config):
+    base = yaml.safe_load(yaml.safe_dump(FAST))
+    base["eval"] = {"max_gap": 14}
+    base["model"]["context_length"] = 24
+    study = start(write_config, tmp_path, study_config(base=base, seeds=[0]))
+    run_study(study, launcher("local", jobs=1))
+    report = findings.write_findings(study)
+    protocol = report["findings"]["protocol"]
+    assert protocol == {"kind": "beyond", "trained": [4, 10], "tested": [4, 18]}
+    (line,) = [line for line in report["lines"] if line["label"] == "gpt"]
+    assert line["trained"] == ["4-7", "8-15"] and "16-31" in line["by_bucket"]
+    text = (study / "report.md").read_text()
+    assert "were tested on distances 4 to 18" in text and "A * marks a bucket the model never trained on" in text

@@ -219,28 +219,33 @@ def test_floor_matches_a_monte_carlo_estimate_at_random_settings(name, seed):
 def test_same_seed_same_data_and_splits_differ(name):
     extra = {"min_barks": 2, "max_barks": 40} if name == "cycle" else {}
     cfg = task_cfg(name=name, train_size=300, val_size=300, max_gap=16, **extra)
-    train_a, val_a = tasks.make_splits(cfg, seed=0)
-    train_b, val_b = tasks.make_splits(cfg, seed=0)
+    train_a, val_a, test_a = tasks.make_splits(cfg, seed=0)
+    train_b, val_b, test_b = tasks.make_splits(cfg, seed=0)
     assert torch.equal(train_a.tokens, train_b.tokens)
     assert torch.equal(val_a.tokens, val_b.tokens)
     assert torch.equal(train_a.answer_start, train_b.answer_start)
     assert len(train_a) == 300 and len(val_a) == 300
 
-    train_c, val_c = tasks.make_splits(cfg, seed=1)
+    assert torch.equal(test_a.tokens, test_b.tokens) and len(test_a) == 300  # test_size defaults to val_size
+    train_c, val_c, test_c = tasks.make_splits(cfg, seed=1)
     assert not torch.equal(train_a.tokens, train_c.tokens)
     assert not torch.equal(val_a.tokens, val_c.tokens)
-    # Train and validation come from independent streams.
+    assert not torch.equal(test_a.tokens, test_c.tokens)
+    # Train, validation and test come from independent streams.
     assert not torch.equal(train_a.tokens, val_a.tokens)
+    assert not torch.equal(val_a.tokens, test_a.tokens)
+    assert len(tasks.make_splits(task_cfg(name=name, val_size=30, test_size=7, **extra), seed=0).test) == 7
 
 
-def test_val_cfg_changes_only_the_validation_set():
+def test_eval_cfg_changes_only_the_validation_and_test_sets():
     cfg = task_cfg(name="echo", train_size=50, val_size=40, max_gap=8)
     val_cfg = task_cfg(name="echo", train_size=50, val_size=40, min_gap=20, max_gap=30)
-    train, val = tasks.make_splits(cfg, 0, val_cfg)
-    train_ref, _ = tasks.make_splits(cfg, 0)
+    train, val, test = tasks.make_splits(cfg, 0, val_cfg)
+    train_ref = tasks.make_splits(cfg, 0).train
     assert torch.equal(train.tokens, train_ref.tokens)
-    gaps = val.answer_start - cfg.message_length - 3
-    assert int(gaps.min()) >= 20 and int(gaps.max()) <= 30
+    for held_out in (val, test):  # the test set is drawn as the validation set is: beyond what was trained
+        gaps = held_out.answer_start - cfg.message_length - 3
+        assert int(gaps.min()) >= 20 and int(gaps.max()) <= 30
 
 
 def echo_gaps(data, m):

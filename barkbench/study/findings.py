@@ -1,54 +1,75 @@
-"""A study's findings: results.json, report.md and collapse.png, gathered from its run directories
-(the report file; the terminal shows the same tables through barkbench/display.py).
+"""A study's findings, gathered from its run directories: one row per run, the tune value chosen
+for each model and sweep cell on validation, and, on test, each model's figures and its accuracy
+against the task's bucket (echo: distance; copy: source length) with the spread over seeds and
+the seeds' own collapse points. report_file.py writes them out; sentences.py says what they show.
 
-One row per run; one group per model (and sweep value) with every figure as mean ± spread over
-seeds; the collapse point (the first distance bucket whose mean accuracy falls below THRESHOLD);
-and a sentence per model that says what its numbers show.
+A *line* is what a picture draws as one line: one model entry at one value of every swept key
+that does not set the bucket (a sweep of `task.min_gap,task.max_gap` is a sweep of the x-axis, so
+its cells join into one line), its runs at the tune value chosen for each cell.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
-from barkbench.rundir import read_json, shown_status, write_atomic, write_json
+from barkbench.models import MODELS
+from barkbench.rundir import read_json, shown_status, write_json
 from barkbench.study.plan import load_study, study_runs
 from barkbench.tasks import task_of
+from barkbench.tasks.common import bucket_order
 
-THRESHOLD = 0.9  # the collapse point is the first distance bucket whose mean accuracy falls below this
-SUMMARY_FIGURES = ["params", "state_bytes", "val_loss", "excess_loss", "val_accuracy"]
+THRESHOLD = 0.9  # the collapse point is the first bucket whose mean test accuracy falls below this
+# The figures a line reports, on the test split: what nothing was chosen on.
+FIGURES = [
+    "test_loss",
+    "test_excess_loss",
+    "test_accuracy",
+    "test_bark_accuracy",
+    "test_stop_accuracy",
+    "test_exact_match",
+]
+CONSTANTS = ["params", "state_bytes"]  # the same for every seed of a model
 
 
 def write_findings(study: Path) -> dict:
-    """Gather the study's runs, write results.json, report.md and collapse.png; return the rows,
-    the per-model groups and the tables (title, headers, cells) for the terminal."""
+    """Gather the study's runs; write results.json, report.md, collapse.png, curves.png and, for a
+    study that sweeps a capacity key, memory_map.png; return what the terminal shows."""
     from barkbench import plots  # matplotlib takes a second to import; only the commands that draw need it
+    from barkbench.study import report_file, sentences
 
     combos = load_study(study)
     task = task_of(combos[0]["config"].val_task)  # a study trains every model on the same task
-    rows = collect(study, combos)
-    groups = aggregate(rows, combos, task.chance, list(task.sample_figures))
-    headers, cells = study_table(groups, list(task.sample_figures))
-    write_json(
-        study / "results.json",
-        {"study": study.name, "threshold": THRESHOLD, "chance": task.chance, "runs": rows, "models": groups},
-    )
-    if task.buckets:
-        plots.accuracy_by_bucket(groups, study / "collapse.png", study.name, task.buckets.axis, THRESHOLD, task.chance)
-    elif task.sample_figures:
-        title = f"{study.name}: samples after training"
-        plots.grouped_bars(groups, task.sample_figures, study / "collapse.png", title, "share")
-    else:
-        names = {"val_accuracy": "val accuracy", "excess_loss": "excess loss (nats)"}
-        plots.grouped_bars(groups, names, study / "collapse.png", f"{study.name}: final figures", "value")
-    write_atomic(study / "report.md", markdown_report(study, rows, groups, headers, cells, task.chance))
-    return {"rows": rows, "groups": groups, "tables": terminal_tables(study.name, headers, cells, groups)}
+    rows, trained = collect(study, combos, task)
+    tuning = select(rows)
+    lines = trace(rows, trained, task)
+    protocol = protocol_of(combos, task)
+    for line in lines:
+        line["sentence"] = sentences.describe(line, task, protocol)
+    findings = {
+        "study": study.name,
+        "task": combos[0]["config"].task.name,
+        "threshold": THRESHOLD,
+        "chance": task.chance,
+        "bucket": task.buckets.name if task.buckets else None,
+        "protocol": protocol,
+        "comparison": sentences.compare(lines, bucket_axis(lines)),
+        "runs": rows,
+        "models": lines,
+        "tuning": tuning,
+    }
+    write_json(study / "results.json", findings)
+    pictures = plots.study_pictures(study, findings, task, capacity_sweep(combos, task))
+    report_file.write(study, findings, pictures)
+    return {"rows": rows, "lines": lines, "findings": findings, "tables": report_file.terminal_tables(findings)}
 
 
-def collect(study: Path, combos: list[dict]) -> list[dict]:
-    """One row per combination: where it ran, its status, and its summary figures."""
+def collect(study: Path, combos: list[dict], task) -> tuple[list[dict], dict]:
+    """One row per combination (where it ran, its status, its summary figures), and the buckets
+    each combination's training data covered, by name."""
     runs = study_runs(study)
-    rows = []
+    rows, trained = [], {}
     for combo in combos:
         run = runs.get(combo["name"])
         row = {
@@ -56,8 +77,10 @@ def collect(study: Path, combos: list[dict]) -> list[dict]:
             "name": combo["name"],
             "model": combo["config"].model.name,
             "label": combo["label"],
+            "group": combo["group"],
             "seed": combo["seed"],
             "sweep": combo["sweep"],
+            "tune": combo["tune"],
             "status": "not started",
         }
         if run is not None:
@@ -69,7 +92,9 @@ def collect(study: Path, combos: list[dict]) -> list[dict]:
                 summary = read_json(run / "summary.json")
                 row.update({k: v for k, v in summary.items() if k not in ("name", "model", "seed")})
         rows.append(row)
-    return rows
+        if task.buckets:
+            trained[combo["name"]] = {task.buckets.label(v) for v in task.buckets.values(combo["config"].task)}
+    return rows, trained
 
 
 def spread(values: list[float]) -> dict | None:
@@ -79,165 +104,135 @@ def spread(values: list[float]) -> dict | None:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-def aggregate(rows: list[dict], combos: list[dict], chance: float, sample_figures: list[str]) -> list[dict]:
-    """One group per model entry and sweep value (in the study's order), its figures over seeds."""
-    groups = []
-    for name in dict.fromkeys(c["group"] for c in combos):
-        members = [r for r, c in zip(rows, combos) if c["group"] == name]
-        done = [r for r in members if r["status"] == "completed"]
-        buckets = dict.fromkeys(b for r in done for b in r.get("accuracy_by_distance", {}))
-        group = {
-            "name": name,
-            "label": members[0]["label"],
-            "model": members[0]["model"],
-            "sweep": members[0]["sweep"],
-            "runs": len(members),
+def key_of(settings: dict) -> str:
+    return json.dumps(settings, sort_keys=True)
+
+
+def select(rows: list[dict]) -> list[dict]:
+    """For each model entry and sweep cell, the tune value with the best mean validation accuracy
+    over seeds (ties: the lower validation loss): its rows are marked `selected`. Only validation
+    figures take part; each candidate's test accuracy is kept to show how much the choice mattered.
+    Returns one entry per cell with every candidate's scores."""
+    cells: dict[tuple, list[dict]] = {}
+    for row in rows:
+        cells.setdefault((row["label"], key_of(row["sweep"])), []).append(row)
+    tuning = []
+    for members in cells.values():
+        candidates: dict[str, list[dict]] = {}
+        for row in members:
+            candidates.setdefault(key_of(row["tune"]), []).append(row)
+        scored = []
+        for runs in candidates.values():
+            done = [r for r in runs if r["status"] == "completed"]
+            scores = {k: spread([r[k] for r in done]) for k in ("val_accuracy", "val_loss", "test_accuracy")}
+            scored.append({"tune": runs[0]["tune"], "runs": len(runs), "completed": len(done), **scores})
+        ranked = [c for c in scored if c["val_accuracy"] is not None]
+        best = max(ranked, key=lambda c: (c["val_accuracy"]["mean"], -c["val_loss"]["mean"])) if ranked else scored[0]
+        for candidate in scored:
+            candidate["selected"] = candidate is best
+        for row in members:
+            row["selected"] = key_of(row["tune"]) == key_of(best["tune"])
+        tuning.append({"label": members[0]["label"], "sweep": members[0]["sweep"], "candidates": scored})
+    return tuning
+
+
+def bucket_sweep(key: str, task) -> bool:
+    """Whether a sweep key only moves the x-axis: every key it sets is one of the task's bucket keys."""
+    return task.buckets is not None and all(
+        k.startswith("task.") and k.split(".", 1)[1] in task.buckets.keys for k in key.split(",")
+    )
+
+
+def trace(rows: list[dict], trained: dict, task) -> list[dict]:
+    """The lines: per model entry and value of the other swept keys, over the selected runs, every
+    figure as mean ± std over seeds (a seed's figure being its mean over the line's cells), the
+    accuracy and exact match by bucket, the collapse point of the mean and of each seed."""
+    name = task.buckets.name if task.buckets else None
+    members: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["selected"]:
+            kept = {k: v for k, v in row["sweep"].items() if not bucket_sweep(k, task)}
+            members.setdefault((row["label"], key_of(kept)), []).append(row)
+    lines = []
+    for (label, kept), runs in members.items():
+        done = [r for r in runs if r["status"] == "completed"]
+        seeds = {}
+        for r in done:
+            seeds.setdefault(r["seed"], []).append(r)
+        sweep = json.loads(kept)
+        line = {
+            "name": " ".join([label] + [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sweep.items()]),
+            "label": label,
+            "model": runs[0]["model"],
+            "sweep": sweep,
+            "tune": list({key_of(r["tune"]): r["tune"] for r in runs if r["tune"]}.values()),
+            "runs": len(runs),
             "completed": len(done),
-            **{k: spread([r[k] for r in done if r.get(k) is not None]) for k in SUMMARY_FIGURES},
-            "accuracy_by_distance": {
-                b: spread([r["accuracy_by_distance"][b] for r in done if b in r["accuracy_by_distance"]])
-                for b in sorted(buckets, key=lambda label: int(label.split("-")[0]))
-            },
+            "seeds": sorted(seeds),
         }
-        for key in sample_figures:
-            if any(key in r for r in done):
-                group[key] = spread([r[key] for r in done if key in r])
-        group["collapse"] = next((b for b, s in group["accuracy_by_distance"].items() if s["mean"] < THRESHOLD), None)
-        group["sentence"] = describe(group, chance)
-        groups.append(group)
-    return groups
+        for k in FIGURES + CONSTANTS + list(task.sample_figures):
+            line[k] = spread([statistics.fmean(r[k] for r in rs) for rs in seeds.values() if all(k in r for r in rs)])
+        if name:
+            curves = {s: merged(rs, f"test_accuracy_by_{name}") for s, rs in seeds.items()}
+            line["by_bucket"] = over_seeds(curves)
+            line["exact_by_bucket"] = over_seeds(
+                {s: merged(rs, f"test_exact_match_by_{name}") for s, rs in seeds.items()}
+            )
+            line["collapse"] = collapse({b: s["mean"] for b, s in line["by_bucket"].items()})
+            line["seed_collapse"] = {str(s): collapse(curve) for s, curve in curves.items()}
+            line["trained"] = sorted(set().union(*(trained[r["name"]] for r in runs)), key=bucket_order)
+        lines.append(line)
+    return lines
 
 
-def describe(g: dict, chance: float) -> str:
-    """One sentence that says what a group's numbers show."""
-    name = g["name"]
-    if not g["completed"]:
-        return f"{name}: none of its {g['runs']} runs completed, so there are no figures yet."
-    acc = {b: s["mean"] for b, s in g["accuracy_by_distance"].items()}
-    if acc:
-        buckets, collapse = list(acc), g["collapse"]
-        first, last, low, high = buckets[0], buckets[-1], min(acc.values()), max(acc.values())
-        near = f", near chance ({chance:.2f})"
-        if collapse is None:
-            text = (
-                f"{name} holds {low:.2f} accuracy{' or more' * (low < 0.995)} in every distance bucket, out to {last}"
-            )
-        elif collapse == first and high - low <= 0.05:  # a flat line: nothing learned that distance takes away
-            span = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f} to {high:.2f}"
-            text = (
-                f"{name} is at {span} accuracy at every distance from {first} to {last}{near * (high < chance + 0.05)}; "
-                f"it is below {THRESHOLD} at the shortest distances already and no worse at the longest"
-            )
-        else:
-            if collapse == first:
-                text = f"{name} is below {THRESHOLD} accuracy already at the shortest distances ({first}: {acc[first]:.2f})"
-            else:
-                held = buckets[: buckets.index(collapse)]
-                text = (
-                    f"{name} holds {min(acc[b] for b in held):.2f} accuracy up to distance {held[-1].split('-')[1]} "
-                    f"and falls below {THRESHOLD} at {collapse} ({acc[collapse]:.2f})"
-                )
-            text += f"; at {last} it is at {acc[last]:.2f}" if last != collapse else ""
-            text += near * (acc[last] < chance + 0.05)
-        worst = max(s["std"] for s in g["accuracy_by_distance"].values())
-        if worst >= 0.1:
-            text += f"; its seeds disagree by up to ±{worst:.2f}"
-    elif "stop_rate" in g:
-        text = (
-            f"{name} ends {g['stop_rate']['mean']:.0%} of its samples inside the trained length range and keeps "
-            f"the cycle in {g['cycle_adherence']['mean']:.0%} of its barks, {g['excess_loss']['mean']:.3f} nats "
-            "above the loss floor"
-        )
+def merged(runs: list[dict], key: str) -> dict[str, float]:
+    """One seed's {bucket: value} over the line's cells (a bucket two cells measure: their mean)."""
+    values: dict[str, list[float]] = {}
+    for run in runs:
+        for bucket, value in run.get(key, {}).items():
+            values.setdefault(bucket, []).append(value)
+    return {b: statistics.fmean(values[b]) for b in sorted(values, key=bucket_order)}
+
+
+def over_seeds(curves: dict) -> dict[str, dict]:
+    buckets = sorted({b for curve in curves.values() for b in curve}, key=bucket_order)
+    return {b: spread([curve[b] for curve in curves.values() if b in curve]) for b in buckets}
+
+
+def collapse(curve: dict[str, float]) -> str | None:
+    """The first bucket whose accuracy falls below THRESHOLD, or None if none does."""
+    return next((b for b, accuracy in curve.items() if accuracy < THRESHOLD), None)
+
+
+def bucket_axis(lines: list[dict]) -> list[str]:
+    """Every bucket any line measured, in order: the x-axis shared by pictures and tables."""
+    return sorted({b for line in lines for b in line.get("by_bucket", {})}, key=bucket_order)
+
+
+def protocol_of(combos: list[dict], task) -> dict | None:
+    """How the study's runs met their distances: all trained and tested on one mixed range
+    (`mix`), each at one fixed value (`fixed`), or tested beyond what they trained on (`beyond`)."""
+    if task.buckets is None:
+        return None
+    values = task.buckets.values
+    trained = [v for c in combos for v in (values(c["config"].task)[0], values(c["config"].task)[-1])]
+    tested = [v for c in combos for v in (values(c["config"].val_task)[0], values(c["config"].val_task)[-1])]
+    if any(values(c["config"].val_task) != values(c["config"].task) for c in combos):
+        kind = "beyond"
+    elif all(len(values(c["config"].task)) == 1 for c in combos):
+        kind = "fixed"
     else:
-        text = (
-            f"{name} reaches val loss {g['val_loss']['mean']:.3f}, {g['excess_loss']['mean']:.3f} nats above "
-            f"the floor, and val accuracy {g['val_accuracy']['mean']:.2f}"
-        )
-    if g["completed"] < g["runs"]:
-        text += f" ({g['runs'] - g['completed']} of its {g['runs']} runs did not complete; see the runs below)"
-    return text + "."
+        kind = "mix"
+    return {"kind": kind, "trained": [min(trained), max(trained)], "tested": [min(tested), max(tested)]}
 
 
-def pm(s: dict | None, digits: int) -> str:
-    """mean ± std, or the mean alone when the seeds agree exactly (or there is one)."""
-    if s is None:
-        return "-"
-    return f"{s['mean']:.{digits}f}" + (f" ± {s['std']:.{digits}f}" if s["std"] else "")
-
-
-def study_table(groups: list[dict], sample_figures: list[str]) -> tuple[list[str], list[list[str]]]:
-    """The report's table: one row per group, figures as mean ± std over seeds."""
-    buckets = list(dict.fromkeys(b for g in groups for b in g["accuracy_by_distance"]))
-    cycle = [k for k in sample_figures if any(k in g for g in groups)]
-    headers = ["model", "runs", "params", "state bytes", "val loss", "excess loss", "val acc"]
-    headers += buckets + [k.replace("_", " ") for k in cycle] + (["collapse"] if buckets else [])
-    cells = []
-    for g in groups:
-        row = [g["name"], f"{g['completed']}/{g['runs']}"]
-        row += [f"{g[k]['mean']:,.0f}" if g[k] else "-" for k in ("params", "state_bytes")]
-        row += [pm(g["val_loss"], 3), pm(g["excess_loss"], 3), pm(g["val_accuracy"], 3)]
-        row += [pm(g["accuracy_by_distance"].get(b), 2) for b in buckets]
-        row += [pm(g.get(k), 2) for k in cycle]
-        if buckets:
-            row.append("-" if not g["completed"] else g["collapse"] or "none")
-        cells.append(row)
-    return headers, cells
-
-
-def terminal_tables(title: str, headers: list[str], cells: list[list[str]], groups: list[dict]) -> list[tuple]:
-    """The table as (title, headers, cells) pieces that fit a terminal: the figures, then the
-    accuracy by distance beside the collapse point."""
-    buckets = set(b for g in groups for b in g["accuracy_by_distance"])
-    if not buckets:
-        return [(title, headers, cells)]
-    figures = [i for i, h in enumerate(headers) if h not in buckets and h != "collapse"]
-    distance = [0] + [i for i, h in enumerate(headers) if h in buckets or h == "collapse"]
-    return [
-        (title, [headers[i] for i in figures], [[row[i] for i in figures] for row in cells]),
-        ("accuracy by distance", [headers[i] for i in distance], [[row[i] for i in distance] for row in cells]),
-    ]
-
-
-def markdown_table(headers: list[str], cells: list[list[str]], left: int = 1) -> str:
-    """A table of text cells in markdown: the first `left` columns to the left, the figures to the right."""
-    align = [":---" if i < left else "---:" for i in range(len(headers))]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
-
-
-def markdown_report(study: Path, rows: list[dict], groups: list[dict], headers, cells, chance: float) -> str:
-    seeds = sorted({r["seed"] for r in rows})
-    lines = [
-        f"# {study.name}",
-        "",
-        f"{len(rows)} runs: {len(groups)} models x {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
-        f"{sum(r['status'] == 'completed' for r in rows)} completed. Figures are on the validation set, "
-        "mean ± standard deviation over seeds. Loss is in nats per answer token; excess loss is the loss "
-        "above the task's Bayes floor.",
-    ]
-    if any(g["accuracy_by_distance"] for g in groups):
-        lines += [
-            "",
-            "Accuracy by distance counts the answer tokens whose source lies that many tokens back. The collapse "
-            f"point is the first distance bucket whose mean accuracy falls below {THRESHOLD}; chance is "
-            f"{chance:.2f} (four barks).",
-        ]
-    lines += ["", markdown_table(headers, cells), ""]
-    lines += [f"- {g['sentence']}" for g in groups]
-    lines += ["", "![collapse.png](collapse.png)", "", "## Runs", ""]
-    swept = any(r["sweep"] for r in rows)
-    run_headers = ["run", "model", "seed"] + ["sweep"] * swept + ["status", "val loss", "val acc", "wall s"]
-    run_cells = []
-    for r in rows:
-        cell = [r["run"] or "-", r["label"], str(r["seed"])]
-        cell += [", ".join(f"{k}={v}" for k, v in r["sweep"].items())] * swept + [r["status"]]
-        cell += [f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in ("val_loss", "val_accuracy")]
-        cell.append(f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-")
-        run_cells.append(cell)
-    lines += [markdown_table(run_headers, run_cells, left=4 + swept), ""]
-    problems = [r for r in rows if r.get("message")]
-    if problems:
-        lines += ["Runs that did not complete:", ""]
-        lines += [f"- `{r['name']}` ({r['status']}): {r['message']}" for r in problems]
-        lines.append("")
-    return "\n".join(lines)
+def capacity_sweep(combos: list[dict], task) -> str | None:
+    """The swept key that sets how much there is to remember (a task's message_length, a model's
+    hidden_size), when it is the only swept key besides the bucket's: the rows of memory_map.png."""
+    sweep = combos[0]["sweep"]
+    capacity = {f"task.{k}" for k in task.capacity_keys} | {
+        f"model.{k}" for f in MODELS.values() for k in f.capacity_keys
+    }
+    found = [k for k in sweep if k in capacity]
+    rest = [k for k in sweep if k not in capacity and not bucket_sweep(k, task)]
+    return found[0] if len(found) == 1 and not rest and task.buckets else None

@@ -1,5 +1,6 @@
 """Planning a study: the compare config's schema, its expansion into one combination per
-model x seed x sweep value, the combinations' names, and the study directory's study.yaml.
+model x seed x sweep value x tune value, the combinations' names, and the study directory's
+study.yaml.
 (Running them: barkbench/study/launch.py; reporting over them: barkbench/study/findings.py.)
 
 A study directory holds `study.yaml` (the compare config with its base written inline and every
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from barkbench.config import RunConfig, apply_overrides, read_yaml, validate
 from barkbench.config_errors import describe_errors, problems_to_error
@@ -35,7 +36,10 @@ class CompareConfig(BaseModel):
     models: list[dict[str, Any]] = Field(None, validate_default=True, description="each overrides base's model")
     overrides: dict[str, Any] = Field(default_factory=dict, description="dotted key -> value, applied to base")
     seeds: list[Annotated[int, Field(ge=0)]] = Field([0], min_length=1)
-    sweep: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values")
+    sweep: dict[str, list[Any]] = Field(default_factory=dict, description="dotted key -> values; one run each")
+    tune: dict[str, list[Any]] = Field(
+        default_factory=dict, description="dotted key -> values; every run at each, the best chosen on validation"
+    )
 
     @field_validator("name")
     @classmethod
@@ -66,24 +70,41 @@ class CompareConfig(BaseModel):
             raise ValueError(f"seeds ({seeds}) repeats a seed; each seed trains one run per model, so list each once")
         return seeds
 
-    @field_validator("sweep", mode="before")
+    @field_validator("sweep", "tune", mode="before")
     @classmethod
-    def _sweep_lists(cls, sweep):
-        if not isinstance(sweep, dict):
-            return sweep  # pydantic names the type problem
-        problems = [
-            f"sweep.{key} must be a non-empty list of values, such as [32, 128], but it is {values!r}"
-            for key, values in sweep.items()
-            if not isinstance(values, list) or not values
-        ]
-        problems += [
-            f"sweep cannot set {key!r}: the study names its runs, and seeds: lists the seeds"
-            for key in sweep
-            if key in ("name", "seed")
-        ]
+    def _grid_lists(cls, grid, info):
+        if not isinstance(grid, dict):
+            return grid  # pydantic names the type problem
+        section, problems = info.field_name, []
+        for key, values in grid.items():
+            keys = key.split(",")
+            if not isinstance(values, list) or not values:
+                problems.append(
+                    f"{section}.{key} must be a non-empty list of values, such as [32, 128], but it is {values!r}"
+                )
+            elif len(keys) > 1 and any(not isinstance(v, list) or len(v) != len(keys) for v in values):
+                problems.append(
+                    f"{section}.{key} sets {len(keys)} keys together, so each of its values must be a list of "
+                    f"{len(keys)}, such as {[[8] * len(keys), [64] * len(keys)]}, but it is {values!r}"
+                )
+            problems += [
+                f"{section} cannot set {k!r}: the study names its runs, and seeds: lists the seeds"
+                for k in keys
+                if k in ("name", "seed")
+            ]
         if problems:
             raise ValueError("; ".join(problems))
-        return sweep
+        return grid
+
+    @model_validator(mode="after")
+    def _sweep_or_tune(self):
+        both = set(parts(self.sweep)) & set(parts(self.tune))
+        if both:
+            raise ValueError(
+                f"{', '.join(sorted(both))} is both swept and tuned; a key is either reported for each value "
+                "(sweep) or chosen on validation (tune)"
+            )
+        return self
 
 
 # ---- planning: the compare config, expanded and validated ---------------------------------
@@ -132,44 +153,64 @@ def plan(data: dict, source: str, where: Path, overrides: list[str] = ()) -> tup
     if messages:
         raise BarkError("\n".join(messages))
     # the overrides are applied to base already: study.yaml holds the base as the runs saw it
-    resolved = {"name": spec.name, "base": base, **spec.model_dump(include={"models", "seeds", "sweep"})}
+    resolved = {"name": spec.name, "base": base, **spec.model_dump(include={"models", "seeds", "sweep", "tune"})}
     return resolved, combos
 
 
 def expand(spec: CompareConfig, base: dict, base_cfg: RunConfig) -> list[dict]:
-    """One combination per model entry x seed x sweep value: its name, label, seed, sweep values,
-    the training config mapping and the problems found while building it."""
+    """One combination per model entry x seed x sweep value x tune value: its name, label, seed,
+    sweep and tune values, its group (the label and sweep values: what is reported, over seeds,
+    at the tune value chosen), the training config mapping and the problems found building it."""
     labels = model_labels(spec.models, base_cfg.model.name)
-    leaves = [key.rsplit(".", 1)[-1] for key in spec.sweep]
-    short = leaves if len(set(leaves)) == len(leaves) else list(spec.sweep)  # "max_gap", unless ambiguous
+    grid = {**spec.sweep, **spec.tune}
+    short = short_names(list(grid))
     combos = []
     for entry, label in zip(spec.models, labels):
         for seed in spec.seeds:
-            for values in product(*spec.sweep.values()):
-                sweep = dict(zip(spec.sweep, values))
+            for values in product(*grid.values()):
+                settings = dict(zip(grid, values))
                 data = copy.deepcopy(base)
                 model = data.get("model") if isinstance(data.get("model"), dict) else {}
                 data["model"] = {**model, **entry}
                 data["seed"] = seed
-                data["name"] = f"{label}-s{seed}" + "".join(f"-{setting(s, v)}" for s, v in zip(short, values))
-                problems = apply_overrides(data, as_overrides(sweep))
+                data["name"] = f"{label}-s{seed}" + "".join(f"-{setting(short[k], v)}" for k, v in settings.items())
+                sweep = {k: v for k, v in settings.items() if k in spec.sweep}
                 combos.append(
                     {
                         "name": data["name"],
                         "label": label,
-                        "group": " ".join([label] + [f"{s}={v}" for s, v in zip(short, values)]),
+                        "group": " ".join([label] + [f"{short[k]}={v}" for k, v in sweep.items()]),
                         "seed": seed,
                         "sweep": sweep,
+                        "tune": {k: v for k, v in settings.items() if k in spec.tune},
                         "data": data,
-                        "problems": problems,
+                        "problems": apply_overrides(data, as_overrides(settings)),
                     }
                 )
     return combos
 
 
+def parts(grid: dict) -> list[str]:
+    """The dotted keys a sweep or tune sets: "task.min_gap,task.max_gap" sets two."""
+    return [k for key in grid for k in key.split(",")]
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """Each grid key by its last parts ("max_gap", "min_gap,max_gap"), unless two would look alike."""
+    leaves = {key: ",".join(k.rsplit(".", 1)[-1] for k in key.split(",")) for key in keys}
+    unique = len(set(leaves.values())) == len(leaves)
+    return leaves if unique else {key: key for key in keys}
+
+
 def as_overrides(values: dict) -> list[str]:
-    """Dotted key -> value as KEY=VALUE overrides; JSON is YAML, so each value arrives as written."""
-    return [f"{key}={json.dumps(value)}" for key, value in values.items()]
+    """Dotted key -> value as KEY=VALUE overrides (a key of several parts sets each to its own
+    value); JSON is YAML, so each value arrives as written."""
+    pairs = [
+        (k, v)
+        for key, value in values.items()
+        for k, v in (zip(key.split(","), value) if "," in key else [(key, value)])
+    ]
+    return [f"{key}={json.dumps(value)}" for key, value in pairs]
 
 
 def model_labels(models: list[dict], default: str) -> list[str]:
@@ -186,7 +227,10 @@ def model_labels(models: list[dict], default: str) -> list[str]:
 
 
 def setting(key: str, value) -> str:
-    """A key and its value as they can appear in a directory name: "max_gap32", "attention_none"."""
+    """A key and its value as they can appear in a directory name: "max_gap32", "attention_none",
+    "min_gap8-max_gap8" for keys set together."""
+    if "," in key:
+        return "-".join(setting(k, v) for k, v in zip(key.split(","), value))
     sep = "" if isinstance(value, (int, float)) else "_"
     return key + sep + re.sub(r"[^A-Za-z0-9._-]+", "_", str(value))
 

@@ -14,7 +14,7 @@ as bars of those, any other as bars of its final figures.
 from __future__ import annotations
 
 from barkbench.tasks import barks, copying, cycle, echo, reversal
-from barkbench.tasks.common import Dataset, Task, stream
+from barkbench.tasks.common import Splits, Task, stream
 from barkbench.vocab import EOS
 
 TASKS: dict[str, Task] = {
@@ -31,15 +31,19 @@ def task_of(task_cfg) -> Task:
     return TASKS[task_cfg.name]
 
 
-def make_splits(task_cfg, seed: int, val_cfg=None) -> tuple[Dataset, Dataset]:
-    """The training and validation sets; the same seed gives the same data.
+def make_splits(task_cfg, seed: int, eval_cfg=None) -> Splits:
+    """The training, validation and test sets; the same seed gives the same data.
 
-    val_cfg, when given, is the task config the validation set is drawn from instead (`eval`).
+    eval_cfg, when given, is the task config the validation and test sets are drawn from
+    instead (a config's `eval`: to measure beyond what was trained).
     """
-    val_cfg = val_cfg or task_cfg
-    train = task_of(task_cfg).make(task_cfg, task_cfg.train_size, stream(seed, "train"))
-    val = task_of(val_cfg).make(val_cfg, val_cfg.val_size, stream(seed, "val"))
-    return train, val
+    eval_cfg = eval_cfg or task_cfg
+    task = task_of(task_cfg)
+    return Splits(
+        train=task.make(task_cfg, task_cfg.train_size, stream(seed, "train")),
+        val=task.make(eval_cfg, eval_cfg.val_size, stream(seed, "val")),
+        test=task.make(eval_cfg, eval_cfg.test_size, stream(seed, "test")),
+    )
 
 
 def sample_prompts(task_cfg, count: int, seed: int) -> list[tuple[list[int], list[int]]]:

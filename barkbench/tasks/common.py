@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from barkbench.schema import Check, Section
 from barkbench.vocab import ASSISTANT, BARKS, EOS, PAD, SPEAK, USER, VOCAB, decode
@@ -22,7 +22,15 @@ class TaskSection(Section):
     """The keys every task has: how many sequences each split holds."""
 
     train_size: int = Field(20000, ge=1, description="sequences in the training set")
-    val_size: int = Field(1000, ge=1, description="sequences in the validation set")
+    val_size: int = Field(1000, ge=1, description="sequences in the validation set: progress and choices")
+    test_size: Optional[int] = Field(
+        None, ge=1, description="sequences in the test set: the final figures; default val_size"
+    )
+
+    @model_validator(mode="after")
+    def _default_test_size(self):
+        self.test_size = self.test_size or self.val_size
+        return self
 
 
 @dataclass
@@ -44,6 +52,15 @@ class Dataset:
         return self.tokens.shape[0]
 
 
+class Splits(NamedTuple):
+    """Training data; validation data, for progress and for choosing (tuning); test data, for
+    the final figures, which nothing chooses on. Each from its own random stream."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+
+
 @dataclass(frozen=True)
 class Buckets:
     """How a task's results are bucketed: accuracy_by_<name> in summary.json.
@@ -54,6 +71,7 @@ class Buckets:
     name: str  # "distance", "length"
     label: Callable[[int], str]  # a value's bucket
     values: Callable  # (task config) -> the values its data can hold (which buckets it covers)
+    keys: tuple[str, ...]  # the task keys that set those values: a study sweeping them sweeps the x-axis
     axis: str  # what the values are, for a picture's axis
 
 

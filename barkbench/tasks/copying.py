@@ -67,6 +67,7 @@ def task(reverse: bool, config: type[TaskSection]) -> Task:
             name="length",
             label=length_bucket,
             values=lambda cfg: range(cfg.min_length, cfg.max_length + 1),
+            keys=("min_length", "max_length"),
             axis="source length n (barks to carry)",
         ),
         judge=exact_answers,

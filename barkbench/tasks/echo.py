@@ -65,6 +65,7 @@ TASK = Task(
         name="distance",
         label=power_of_two_bucket,
         values=lambda cfg: range(cfg.message_length + cfg.min_gap + 2, cfg.message_length + cfg.max_gap + 3),
+        keys=("min_gap", "max_gap"),
         axis="distance from a message token to where it is repeated (tokens)",
     ),
     judge=exact_answers,

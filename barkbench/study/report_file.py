@@ -1,0 +1,160 @@
+"""A study's report: report.md, and the same tables for the terminal (barkbench/display.py prints
+them). Every figure is on the test split, mean ± standard deviation over seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from barkbench.rundir import write_atomic
+from barkbench.study.findings import THRESHOLD, bucket_axis
+from barkbench.study.sentences import protocol_text, where
+from barkbench.tasks import TASKS
+
+# The figures table's columns after the model and its runs: (header, key, digits).
+COLUMNS = [
+    ("params", "params", 0),
+    ("state bytes", "state_bytes", 0),
+    ("test loss", "test_loss", 3),
+    ("excess loss", "test_excess_loss", 3),
+    ("acc (barks)", "test_bark_accuracy", 3),
+    ("stop acc", "test_stop_accuracy", 3),
+    ("exact match", "test_exact_match", 3),
+]
+
+
+def pm(s: dict | None, digits: int) -> str:
+    """mean ± std; the mean alone when the seeds agree exactly (or there is one)."""
+    if s is None:
+        return "-"
+    mean = f"{s['mean']:,.{digits}f}"
+    return mean + (f" ± {s['std']:,.{digits}f}" if s["std"] else "")
+
+
+def tuned(line: dict) -> str:
+    """The tune value chosen for the line: one, or each cell's."""
+    values = [", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in tune.items()) for tune in line["tune"]]
+    return " / ".join(values) or "-"
+
+
+def figures_table(findings: dict) -> tuple[list[str], list[list[str]]]:
+    lines, task = findings["models"], TASKS[findings["task"]]
+    tune = any(line["tune"] for line in lines)
+    extra = [(key.replace("_", " "), key, 2) for key in task.sample_figures]
+    headers = ["model", "runs"] + ["chosen"] * tune + [h for h, _, _ in COLUMNS + extra]
+    cells = []
+    for line in lines:
+        row = [line["name"], f"{line['completed']}/{line['runs']}"] + [tuned(line)] * tune
+        row += [pm(line.get(key), digits) for _, key, digits in COLUMNS + extra]
+        cells.append(row)
+    return headers, cells
+
+
+def bucket_table(findings: dict) -> tuple[list[str], list[list[str]]]:
+    lines = findings["models"]
+    axis = bucket_axis(lines)
+    headers = ["model"] + axis + ["collapse", "seeds' collapse"]
+    cells = []
+    for line in lines:
+        row = [line["name"]] + [pm(line["by_bucket"].get(b), 2) + "*" * (b not in line["trained"]) for b in axis]
+        done = bool(line["completed"])
+        row += [(line["collapse"] or "none") if done else "-", where(line, axis) if done else "-"]
+        cells.append(row)
+    return headers, cells
+
+
+def tuning_table(findings: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["model", "cell", "value", "runs", "val acc", "val loss", "test acc", "chosen"]
+    cells = []
+    for entry in findings["tuning"]:
+        cell = ", ".join(f"{k}={v}" for k, v in entry["sweep"].items()) or "-"
+        for c in entry["candidates"]:
+            value = ", ".join(f"{k}={v}" for k, v in c["tune"].items())
+            cells.append(
+                [entry["label"], cell, value, f"{c['completed']}/{c['runs']}"]
+                + [pm(c[k], 3) for k in ("val_accuracy", "val_loss", "test_accuracy")]
+                + ["✓" if c["selected"] else ""]
+            )
+    return headers, cells
+
+
+def terminal_tables(findings: dict) -> list[tuple]:
+    """(title, headers, cells) for the terminal: the figures, then accuracy by bucket."""
+    tables = [(f"{findings['study']}: test figures, mean ± std over seeds", *figures_table(findings))]
+    if findings["bucket"]:
+        tables.append((f"test accuracy of the answer's barks by {findings['bucket']}", *bucket_table(findings)))
+    return tables
+
+
+def markdown_table(headers: list[str], cells: list[list[str]], left: int = 1) -> str:
+    """A table of text cells in markdown: the first `left` columns to the left, the figures to the right."""
+    align = [":---" if i < left else "---:" for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def write(study: Path, findings: dict, pictures: list[str]) -> None:
+    rows, lines, task = findings["runs"], findings["models"], TASKS[findings["task"]]
+    seeds = sorted({r["seed"] for r in rows})
+    text = [
+        f"# {study.name}",
+        "",
+        f"{len(rows)} runs of {len(lines)} models x {len(seeds)} seeds ({', '.join(map(str, seeds))})"
+        + (
+            " x the tune values"
+            if findings["tuning"] and any(len(t["candidates"]) > 1 for t in findings["tuning"])
+            else ""
+        )
+        + f"; {sum(r['status'] == 'completed' for r in rows)} completed. Every figure is on the test split, which "
+        "nothing was chosen on: mean ± standard deviation over seeds (a figure without ± is the same for every "
+        "seed). Loss is in nats per answer token, excess loss the loss above the task's Bayes floor. "
+        "`acc (barks)` counts the answer's barks, `stop acc` whether <EOS> comes where the answer ends, "
+        "`exact match` the answers right from the first token to <EOS>.",
+    ]
+    if any(len(t["candidates"]) > 1 for t in findings["tuning"]):
+        keys = ", ".join(findings["tuning"][0]["candidates"][0]["tune"])
+        text += [
+            "",
+            f"{keys} was tuned: for each model and sweep cell, every seed was trained at every value and the value "
+            "with the best mean validation accuracy (ties: the lower validation loss) was chosen; the tables report "
+            "the chosen runs. The Tuning table below shows how every value scored (its val acc counts every answer "
+            "token, <EOS> included: the figure the choice is made on).",
+        ]
+    if findings["bucket"]:
+        text += [
+            "",
+            protocol_text(findings["protocol"], task)
+            + f" The table counts the answer's barks by {findings['bucket']}; the collapse point is the first bucket "
+            f"whose mean falls below {THRESHOLD}, and the seeds' collapse the range of each seed's own. Chance is "
+            f"{task.chance:.2f}."
+            + " A * marks a bucket the model never trained on."
+            * (findings["protocol"]["kind"] == "beyond"),
+        ]
+    text += ["", markdown_table(*figures_table(findings), left=2 + any(line["tune"] for line in lines)), ""]
+    if findings["bucket"]:
+        text += [markdown_table(*bucket_table(findings)), ""]
+    text += [f"- {line['sentence']}" for line in lines]
+    if findings["comparison"]:
+        text += ["", findings["comparison"]]
+    text += [""] + [f"![{name}]({name})\n" for name in pictures]
+    if any(len(t["candidates"]) > 1 for t in findings["tuning"]):
+        text += ["## Tuning", "", markdown_table(*tuning_table(findings), left=3), ""]
+    text += ["## Runs", "", markdown_table(*runs_table(rows), left=5), ""]
+    problems = [r for r in rows if r.get("message")]
+    if problems:
+        text += ["Runs that did not complete:", ""] + [
+            f"- `{r['name']}` ({r['status']}): {r['message']}" for r in problems
+        ]
+        text.append("")
+    write_atomic(study / "report.md", "\n".join(text))
+
+
+def runs_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    headers = ["run", "model", "seed", "settings", "status", "chosen", "val acc", "test acc", "wall s"]
+    cells = []
+    for r in rows:
+        settings = ", ".join(f"{k}={v}" for k, v in {**r["sweep"], **r["tune"]}.items()) or "-"
+        cell = [r["run"] or "-", r["label"], str(r["seed"]), settings, r["status"], "✓" if r["selected"] else ""]
+        cell += [f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in ("val_accuracy", "test_accuracy")]
+        cell.append(f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-")
+        cells.append(cell)
+    return headers, cells

@@ -1,0 +1,150 @@
+"""What a study's numbers show, in sentences that name the numbers they rest on and claim no more:
+a model that never reaches the threshold "did not learn the task at this budget" (rather than
+collapsing at the first bucket), and two models whose seeds' collapse points overlap are called
+indistinguishable, not ranked."""
+
+from __future__ import annotations
+
+from barkbench.study.findings import THRESHOLD
+
+
+def near(value: float, chance: float) -> str:
+    return f", near chance ({chance:.2f})" if value < chance + 0.05 else ""
+
+
+def describe(line: dict, task, protocol: dict | None) -> str:
+    """One sentence per line."""
+    name = line["name"]
+    if not line["completed"]:
+        return f"{name}: none of its {line['runs']} runs completed, so there are no figures yet."
+    if line.get("by_bucket"):
+        text = describe_curve(line, task, protocol)
+    elif line.get("stop_rate"):
+        text = (
+            f"{name} ends {line['stop_rate']['mean']:.0%} of its samples inside the trained length range and keeps "
+            f"the cycle in {line['cycle_adherence']['mean']:.0%} of its barks, {line['test_excess_loss']['mean']:.3f} "
+            "nats above the loss floor on test"
+        )
+    else:
+        text = (
+            f"{name} reaches test loss {line['test_loss']['mean']:.3f}, {line['test_excess_loss']['mean']:.3f} nats "
+            f"above the floor, and test accuracy {line['test_bark_accuracy']['mean']:.2f} on the answer's barks"
+        )
+    if line["completed"] < line["runs"]:
+        text += f" ({line['runs'] - line['completed']} of its {line['runs']} runs did not complete; see the runs below)"
+    return text + "."
+
+
+def describe_curve(line: dict, task, protocol: dict | None) -> str:
+    name, what = line["name"], task.buckets.name
+    acc = {b: s["mean"] for b, s in line["by_bucket"].items()}
+    buckets, collapse = list(acc), line["collapse"]
+    first, last, low, high = buckets[0], buckets[-1], min(acc.values()), max(acc.values())
+    if high < THRESHOLD:
+        return (
+            f"{name} did not learn the task at this budget: its test accuracy stays below {THRESHOLD} at every "
+            f"{what}, {low:.2f} to {high:.2f} from {first} to {last}{near(high, task.chance)}"
+        )
+    if collapse is None:
+        text = f"{name} holds {low:.2f} test accuracy{' or more' * (low < 0.995)} at every {what} out to {last}"
+    elif collapse == first:
+        text = (
+            f"{name} is below {THRESHOLD} already at the shortest {what} ({first}: {acc[first]:.2f}) and reaches "
+            f"{high:.2f} at most"
+        )
+    else:
+        held = buckets[: buckets.index(collapse)]
+        text = (
+            f"{name} holds {min(acc[b] for b in held):.2f} test accuracy or more up to {what} {held[-1].split('-')[1]} "
+            f"and falls below {THRESHOLD} at {collapse} ({acc[collapse]:.2f})"
+        )
+        if last != collapse:
+            text += f"; at {last} it is at {acc[last]:.2f}"
+        text += near(acc[last], task.chance)
+    text += seeds_say(line)
+    beyond = [b for b in buckets if b not in line["trained"]]
+    if protocol and protocol["kind"] == "beyond" and beyond:
+        text += f"; {beyond[0]} and beyond were never seen in training"
+    return text
+
+
+def seeds_say(line: dict) -> str:
+    """Where the seeds' own curves fall below the threshold."""
+    points = list(line["seed_collapse"].values())
+    if len(points) < 2:
+        return ""
+    never = sum(p is None for p in points)
+    fallen = sorted({p for p in points if p is not None}, key=lambda b: int(b.split("-")[0]))
+    if not fallen:
+        return f"; so does every one of its {len(points)} seeds"
+    span = fallen[0] if len(fallen) == 1 else f"{fallen[0]} to {fallen[-1]}"
+    if never:
+        return f"; {never} of its {len(points)} seeds never fall below {THRESHOLD}, the others at {span}"
+    return f"; its {len(points)} seeds fall below {THRESHOLD} at {span}"
+
+
+def position(bucket: str | None, axis: list[str]) -> int:
+    """A collapse point's place on the x-axis; never collapsing is past the last bucket."""
+    return len(axis) if bucket is None else axis.index(bucket)
+
+
+def learned(line: dict) -> bool:
+    return any(s["mean"] >= THRESHOLD for s in line.get("by_bucket", {}).values())
+
+
+def compare(lines: list[dict], axis: list[str]) -> str | None:
+    """One sentence ranking the lines of each sweep cell by how far their seeds hold above the
+    threshold; lines whose seeds' collapse points overlap share a rank: indistinguishable. Lines
+    that never reach the threshold have no collapse point to rank."""
+    sentences = []
+    cells: dict[str, list[dict]] = {}
+    for line in lines:
+        if line.get("seed_collapse") and learned(line):
+            cells.setdefault(" ".join(f"{k}={v}" for k, v in line["sweep"].items()), []).append(line)
+    for cell, members in cells.items():
+        if len(members) < 2:
+            continue
+        ranges = {line["name"]: sorted(position(p, axis) for p in line["seed_collapse"].values()) for line in members}
+        order = sorted(members, key=lambda line: (-ranges[line["name"]][-1], -ranges[line["name"]][0]))
+        tiers: list[list[dict]] = []
+        for line in order:  # a line joins the tier above when its seeds' range overlaps that tier's
+            low = min(ranges[other["name"]][0] for other in tiers[-1]) if tiers else None
+            if tiers and ranges[line["name"]][-1] >= low:
+                tiers[-1].append(line)
+            else:
+                tiers.append([line])
+        parts = []
+        for tier in tiers:
+            shown = [f"{line['name']} ({where(line, axis)})" for line in tier]
+            parts.append(shown[0] if len(tier) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]} (indistinguishable)")
+        prefix = f"At {cell}, r" if cell else "R"
+        sentences.append(
+            f"{prefix}anked by where their seeds fall below {THRESHOLD} (later is better): "
+            + " ahead of ".join(parts)
+            + "."
+        )
+    return " ".join(sentences) or None
+
+
+def where(line: dict, axis: list[str]) -> str:
+    """The seeds' collapse points in words: "never", "32-63", "16-31 to 64-127"."""
+    points = sorted(position(p, axis) for p in line["seed_collapse"].values())
+    name = [axis[p] if p < len(axis) else "never" for p in (points[0], points[-1])]
+    return name[0] if name[0] == name[1] else f"{name[0]} to {name[1]}"
+
+
+def protocol_text(protocol: dict, task) -> str:
+    """How the runs met the x-axis, in words."""
+    what, (lo, hi), (tlo, thi) = task.buckets.name, protocol["trained"], protocol["tested"]
+    keys = " and ".join(f"task.{k}" for k in task.buckets.keys)
+    if protocol["kind"] == "fixed":
+        return (
+            f"Each run trained and was tested at one fixed {what} (the sweep of {keys} sets it), {lo} to {hi} across "
+            "the runs; a model's curve joins its runs."
+        )
+    if protocol["kind"] == "beyond":
+        return (
+            f"The runs trained on {what}s {lo} to {hi} and were tested on {what}s {tlo} to {thi} (the `eval` "
+            f"section): the buckets past {hi} measure what no run saw in training."
+        )
+    return f"Every run trained and was tested on {what}s {lo} to {hi}, drawn at random for each sequence."
