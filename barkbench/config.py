@@ -11,6 +11,7 @@ and run outside pydantic, so they still run when some other key is wrong.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
@@ -81,6 +82,20 @@ class SampleConfig(Section):
     top_k: Optional[int] = Field(None, ge=1)
 
 
+class LogConfig(Section):
+    tensorboard: bool = Field(False, description="also write the run's scalars to <run>/tensorboard/")
+
+    @field_validator("tensorboard")
+    @classmethod
+    def _installed(cls, tensorboard):
+        if tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ValueError(
+                "log.tensorboard is true but TensorBoard is not installed; install it with "
+                "pip install 'barkbench[tensorboard]', or set log.tensorboard=false"
+            )
+        return tensorboard
+
+
 class RunConfig(Section):
     name: Optional[str] = Field(None, description="the run directory's name starts with it")
     seed: int = Field(0, ge=0)
@@ -92,6 +107,7 @@ class RunConfig(Section):
     model: one_of(MODELS, DEFAULT_MODEL) = Field(default_factory=lambda: MODELS[DEFAULT_MODEL].config())
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
     eval: Optional[dict] = Field(None, description="task keys the validation set uses instead, e.g. {max_gap: 256}")
 
     @field_validator("name")
@@ -263,6 +279,11 @@ def _without(data: dict, bad: set[str]) -> dict:
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     """Read a config file, apply overrides, validate; report every problem in one BarkError."""
     data = read_yaml(path)
+    if "models" in data and "model" not in data:
+        raise BarkError(
+            f"'{path}' is a compare config (it lists models:), not a training config; "
+            f"run it with: barkbench compare --config {path}"
+        )
     return validate(data, str(path), apply_overrides(data, list(overrides)))
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 out = Console()  # results: stdout, so they can be piped
@@ -15,10 +16,11 @@ err = Console(stderr=True)  # progress and messages: stderr
 
 @contextmanager
 def training_progress(name: str, steps: int, start: int = 0):
-    """A progress bar for one run; yields the `report` callback that `train` calls after every step."""
+    """Progress for one run; yields the `on_step` callback that `train` calls after every step."""
     with study_progress([name], [steps], [start]) as show:
         show(0, {"status": "running"})
         yield lambda fields: show(0, fields)
+        show(0, {"status": "completed"})
 
 
 def fmt(value) -> str:
@@ -29,25 +31,57 @@ def fmt(value) -> str:
     return str(value)
 
 
+# What each figure of summary.json counts: (its name without split prefix, the words for it).
+COUNTED = [
+    ("loss", "loss (nats per answer token, <EOS> included)"),
+    ("excess_loss", "excess loss (above the task's floor)"),
+    ("accuracy", "accuracy: every answer token, <EOS> included"),
+    ("bark_accuracy", "accuracy: the answer's barks"),
+    ("stop_accuracy", "accuracy: <EOS> where the answer ends"),
+    ("exact_match", "exact match: whole answers"),
+]
+
+
 def figures_table(summary: dict) -> Table:
-    table = Table(title=summary["name"], caption=f"{summary['model']} on {summary['task']}")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
+    """A run's final figures, validation beside test, each row saying what it counts."""
+    table = Table(title=summary["name"], caption=f"{summary['model']} on {summary['task']}, {summary['steps']} steps")
+    for column, justify in (("figure", "left"), ("validation", "right"), ("test", "right")):
+        table.add_column(column, justify=justify)
+
+    def split(key: str) -> tuple:
+        val = summary.get(f"val_{key}", summary.get(key))
+        return fmt(val) if val is not None else "-", fmt(summary[f"test_{key}"]) if f"test_{key}" in summary else "-"
+
+    for key, words in COUNTED:
+        table.add_row(words, *split(key))
     for key, value in summary.items():
-        if key in ("name", "model", "task"):
-            continue
-        if isinstance(value, dict):
-            for label, acc in value.items():
-                table.add_row(f"accuracy at distance {label}", fmt(acc))
-        else:
-            table.add_row(key, fmt(value))
+        if key.startswith(("accuracy_by_", "exact_match_by_")):
+            what = "accuracy of barks" if key.startswith("accuracy") else "exact match"
+            for label in value:
+                table.add_row(
+                    f"{what} at {key.rsplit('_by_', 1)[1]} {label}",
+                    fmt(value[label]),
+                    fmt(summary[f"test_{key}"][label]),
+                )
+    table.add_section()
+    shown = {k for k, _ in COUNTED} | {"name", "model", "task", "seed", "steps"}
+    for key, value in summary.items():
+        plain = key.removeprefix("test_").removeprefix("val_")
+        if plain not in shown and not isinstance(value, dict):
+            table.add_row(key.replace("_", " "), "", fmt(value))
     return table
 
 
 def print_samples(samples: list[dict]) -> None:
+    """One line per sample: the prompt, the answer, and where the task judges it, ✓ or ✗ and
+    what the answer should have been."""
     for i, s in enumerate(samples, 1):
         end = "" if s["stopped"] else " [yellow](no <EOS>)[/yellow]"
-        out.print(f"[dim]{i:>2}. {s['prompt']}[/dim] {s['text']}{end}", highlight=False, soft_wrap=True)
+        if "correct" in s:
+            end += (
+                "  [green]✓[/green]" if s["correct"] else f"  [red]✗[/red] [dim]expected: {escape(s['expected'])}[/dim]"
+            )
+        out.print(f"[dim]{i:>2}. {escape(s['prompt'])}[/dim] {escape(s['text'])}{end}", highlight=False, soft_wrap=True)
 
 
 def age(seconds: float) -> str:
@@ -61,7 +95,7 @@ STATUS_STYLE = {"completed": "green", "running": "cyan", "interrupted": "yellow"
 
 
 def runs_table(rows: list[dict]) -> Table:
-    """rows: name, model, task, status, step, steps, val_accuracy (or None), age_seconds."""
+    """rows: name, model, task, status, step, steps, accuracy (or None), age_seconds."""
     table = Table(title="runs")
     table.add_column("name", overflow="fold")  # whole, so it can be copied into --resume
     for col, justify in (
@@ -69,13 +103,13 @@ def runs_table(rows: list[dict]) -> Table:
         ("task", "left"),
         ("status", "left"),
         ("step", "right"),
-        ("val acc", "right"),
+        ("val acc (barks)", "right"),
         ("age", "right"),
     ):
         table.add_column(col, justify=justify)
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "")
-        acc = "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.3f}"
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
         table.add_row(
             escape(r["name"]),
             r["model"],
@@ -91,14 +125,21 @@ def runs_table(rows: list[dict]) -> Table:
 @contextmanager
 def study_progress(names: list[str], steps: list[int], start: list[int]):
     """One progress display for every run of a study, one line each; yields show(index, fields),
-    where fields are what `train` reports after a step, or {"status": ...}."""
+    where fields are what `train` reports after a step, or {"status": ...}. When stderr is not a
+    terminal (piped to a file), a plain line per evaluation and per change of status instead."""
+    if not err.is_terminal:
+        yield plain_progress(names, steps, start)
+        return
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}"),
-        TextColumn("val acc {task.fields[acc]}"),
+        TextColumn("val acc (barks) {task.fields[acc]}"),
         TextColumn("{task.fields[tps]} tok/s"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
         console=err,
     )
@@ -119,6 +160,34 @@ def study_progress(names: list[str], steps: list[int], start: list[int]):
 
     with progress:
         yield show
+
+
+def plain_progress(names: list[str], steps: list[int], start: list[int]):
+    """show(index, fields) as plain lines: one at each evaluation, one at each change of status."""
+    began = {}
+
+    def show(i: int, f: dict):
+        if "status" in f:
+            if f["status"] == "running":
+                began.setdefault(i, time.monotonic())
+            err.print(f"{names[i]}: {f['status']}", highlight=False, soft_wrap=True)
+        elif f.get("evaluated"):
+            elapsed = time.monotonic() - began.setdefault(i, time.monotonic())
+            eta = elapsed / max(f["step"] - start[i], 1) * (steps[i] - f["step"])
+            acc = "-" if f["val_accuracy"] is None else f"{f['val_accuracy']:.3f}"
+            err.print(
+                f"{names[i]}: step {f['step']}/{steps[i]}, loss {f['loss']:.4f}, val acc (barks) {acc}, "
+                f"{f['tokens_per_second']:,.0f} tok/s, {clock(elapsed)} elapsed, eta {clock(eta)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    return show
+
+
+def clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
 def grid_table(title: str, headers: list[str], cells: list[list[str]], left: int = 1) -> Table:

@@ -45,7 +45,7 @@ def gradient_norms(model, tokens: list[int], answer_start: int) -> dict[str, tor
     return read()
 
 
-def draw_pictures(cfg, model, prompt: str | None, out_dir: Path) -> list[Path]:
+def draw_pictures(cfg, model, prompt: str | None, out_dir: Path, name: str) -> list[Path]:
     """Draw the pictures for a loaded model; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tokens, answer_start = example(cfg, model, prompt)

@@ -19,7 +19,6 @@ from importlib.metadata import version
 from pathlib import Path
 
 from barkbench import __version__
-from barkbench.config import RunConfig, read_yaml, to_yaml, validate
 from barkbench.errors import BarkError
 
 STALE_SECONDS = 120  # a `running` run whose heartbeat is older than this, on another host, is dead
@@ -70,8 +69,10 @@ def create_run_dir(runs_dir: Path, name: str) -> Path:
             continue
 
 
-def start_run(cfg: RunConfig, runs_dir: Path) -> Path:
+def start_run(cfg, runs_dir: Path) -> Path:
     """Create a run directory for a validated config and write its config and meta."""
+    from barkbench.config import to_yaml
+
     run = create_run_dir(Path(runs_dir), cfg.name)
     write_atomic(run / "config.yaml", to_yaml(cfg))
     versions = {"barkbench": __version__, "torch": version("torch"), "python": platform.python_version()}
@@ -79,7 +80,10 @@ def start_run(cfg: RunConfig, runs_dir: Path) -> Path:
     return run
 
 
-def load_run_config(run: Path) -> RunConfig:
+def load_run_config(run: Path):
+    """A run directory's config, validated."""
+    from barkbench.config import read_yaml, validate  # pydantic: only for the commands that read configs
+
     if not (run / "config.yaml").exists():
         raise BarkError(
             f"{run} is not a barkbench run directory (it has no config.yaml); give the path of one under runs/"
@@ -128,6 +132,27 @@ def shown_status(meta: dict) -> str:
     """The status as a user should read it: a `running` run with no live process is `dead`."""
     status = meta.get("status", "unknown")
     return "dead" if status == "running" and not is_alive(meta) else status
+
+
+def run_row(run: Path, root: Path) -> dict:
+    """What `barkbench runs` shows of a run: name, model, task, status, progress, accuracy, age."""
+    import yaml
+
+    meta = read_json(run / "meta.json")
+    summary = read_json(run / "summary.json") if (run / "summary.json").exists() else {}
+    metrics = read_jsonl(run / "metrics.jsonl")
+    cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    last = summary or (metrics[-1] if metrics else {})
+    return {
+        "name": str(run.relative_to(root)),
+        "model": cfg.get("model", {}).get("name", "?"),
+        "task": cfg.get("task", {}).get("name", "?"),
+        "status": shown_status(meta),
+        "step": meta.get("step", 0),
+        "steps": cfg.get("train", {}).get("steps", "?"),
+        "accuracy": last.get("bark_accuracy", last.get("val_accuracy")),
+        "age_seconds": time.time() - (run / "meta.json").stat().st_mtime,
+    }
 
 
 def find_runs(root: Path) -> list[Path]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -20,8 +20,9 @@ from barkbench.errors import Interrupted, RunFailed
 from barkbench.evaluate import answer_batch, answer_loss, evaluate, split_figures
 from barkbench.interrupts import interrupts
 from barkbench.models import count_params
-from barkbench.rundir import append_metrics, host_fields, now, truncate_metrics, update_meta, write_atomic, write_json
+from barkbench.rundir import host_fields, now, truncate_metrics, update_meta, write_atomic, write_json
 from barkbench.sample import draw_samples
+from barkbench.scalars import Scalars
 from barkbench.tasks import make_splits, stream, task_of
 from barkbench.trainer import TrainerState, lr_at
 from barkbench.vocab import PAD
@@ -52,6 +53,7 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
     figures: dict = {}
     with (
         outcome_recorded(run),
+        closing(Scalars(run, cfg.log.tensorboard, state.step)) as scalars,
         torch_threads(cfg.threads),
         interrupts(lambda signum: mark(run, "interrupted"), stop_requested) as stop,
     ):
@@ -76,16 +78,16 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
             optimizer.step()
             state.count(loss_value, int((x != PAD).sum()), time.perf_counter() - t0)
 
-            if state.step % tc.eval_every == 0 or state.step == tc.steps:
+            evaluated = state.step % tc.eval_every == 0 or state.step == tc.steps
+            if evaluated:
                 figures = measure(cfg, model, val_set, device, "val")
-                append_metrics(
-                    run,
+                scalars.append(
                     {"step": state.step, "train_loss": state.train_loss(), **figures, "lr": lr_at(state.step - 1, tc)}
                     | {"tokens_per_second": state.tokens_per_second(), "wall_seconds": state.wall_seconds()},
                 )
             if on_step:  # before the checkpoint: a signal that lands while the display redraws still gets one
-                shown = {"loss": loss_value, "tokens_per_second": state.tokens_per_second()}
-                on_step({"step": state.step, "steps": tc.steps, **shown, "val_accuracy": figures.get("val_accuracy")})
+                shown = {"loss": loss_value, "tokens_per_second": state.tokens_per_second(), "evaluated": evaluated}
+                on_step({"step": state.step, "steps": tc.steps, **shown, "val_accuracy": figures.get("bark_accuracy")})
             if state.step % tc.checkpoint_every == 0 or state.step == tc.steps or stop.requested:
                 state.save(run, tc.keep_checkpoints)
             if stop.requested and state.step < tc.steps:
@@ -96,7 +98,9 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
                 )
         # resumed from the final checkpoint of a run killed while it sampled: measure again
         figures = figures or measure(cfg, model, val_set, device, "val")
-        return finish(run, cfg, model, state, figures | measure(cfg, model, test_set, device, "test"))
+        test = measure(cfg, model, test_set, device, "test")
+        scalars.to_tensorboard({"step": state.step, **test})
+        return finish(run, cfg, model, state, figures | test)
 
 
 def measure(cfg, model, data, device, split: str) -> dict:
@@ -118,6 +122,9 @@ def finish(run: Path, cfg, model, state: TrainerState, figures: dict) -> dict:
     summary |= {"params": count_params(model), "state_bytes": model.state_bytes()}
     summary |= {"tokens_per_second": state.tokens_per_second(), "wall_seconds": state.wall_seconds()}
     write_json(run / "summary.json", summary)
+    from barkbench.plots import run_curves  # matplotlib: only now that there is something to draw
+
+    run_curves(run, f"{run.name}: {cfg.model.name} on {cfg.task.name}")
     mark(run, "completed")
     return summary
 

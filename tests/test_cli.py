@@ -149,7 +149,8 @@ def test_train_reports_where_it_wrote(trained):
     # the run directory, announced before training and again at the end (a long path may be wrapped)
     assert str(run) in "".join(result.stderr.split())
     assert str(run) in "".join(result.stdout.split())
-    assert "val_loss" in result.stdout
+    for words in ("validation", "test", "loss (nats per answer token", "accuracy: the answer's barks", "<EOS>"):
+        assert words in result.stdout  # the final figures, each saying what it counts
     assert "Traceback" not in result.output
 
 

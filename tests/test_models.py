@@ -289,3 +289,16 @@ def test_fused_recurrence_equals_the_step_by_step_reference(name, layers):
     torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
     last = [s[0] if isinstance(s, tuple) else s for s in state]  # each layer's final h
     torch.testing.assert_close(torch.stack(last), hidden[0] if isinstance(hidden, tuple) else hidden, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("bias", [1.0, 0.0, 2.5])
+def test_an_lstm_starts_its_forget_gates_at_forget_bias(bias):
+    H, layers = 12, 2
+    model = small_model("lstm", forget_bias=bias, layers=layers)
+    for layer in range(layers):
+        total = getattr(model.core, f"bias_ih_l{layer}") + getattr(model.core, f"bias_hh_l{layer}")
+        torch.testing.assert_close(total[H : 2 * H], torch.full((H,), bias))  # the forget gate's slice
+        assert total[:H].abs().max() < 1.0 and not torch.allclose(
+            total[:H], torch.full((H,), bias)
+        )  # others as torch draws
+    assert model_config(**{**SMALL, "name": "lstm"}).forget_bias == 1.0  # the default

@@ -113,6 +113,11 @@ class CompareConfig(BaseModel):
 def plan(data: dict, source: str, where: Path, overrides: list[str] = ()) -> tuple[dict, list[dict]]:
     """The resolved compare config (base inline) and its combinations, each with its validated
     RunConfig; or one BarkError naming every problem in the compare config, its base and its runs."""
+    if "models" not in data and {"model", "task", "train"} & set(data):
+        raise BarkError(
+            f"'{source}' is a training config (it has a model, task or train section, and no models: list); "
+            f"train it with: barkbench train --config {source}, or name it as base: in a compare config"
+        )
     messages = []
     try:
         spec = CompareConfig.model_validate(data)

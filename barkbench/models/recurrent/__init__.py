@@ -15,6 +15,10 @@ class RecurrentConfig(ModelSection):
     attention: Literal["mha", "wrapper", "single", "simple", "none"] = Field(
         "none", description="none, or causal attention over the recurrent states: mha, wrapper, single, simple"
     )
+    # PyTorch starts an LSTM's forget gates at bias 0: half of the cell is forgotten at every step
+    # until training learns otherwise. Fair comparisons start it at 1 (Gers et al. 2000; Jozefowicz
+    # et al. 2015), so that an LSTM begins by remembering; 0 gives PyTorch's own start.
+    forget_bias: float = Field(1.0, description="lstm only: the forget gates' starting bias")
 
 
 def build(cfg: RecurrentConfig, vocab_size: int):

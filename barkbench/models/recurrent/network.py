@@ -29,6 +29,12 @@ class BarkRNN(DecoderOnly, nn.Module):
             batch_first=True,
             dropout=cfg.dropout if cfg.layers > 1 else 0.0,  # torch only drops between layers
         )
+        if isinstance(self.core, nn.LSTM):
+            with torch.no_grad():  # the gates are stacked (input, forget, cell, output) in each bias
+                for layer in range(cfg.layers):
+                    forget = slice(cfg.hidden_size, 2 * cfg.hidden_size)
+                    getattr(self.core, f"bias_ih_l{layer}")[forget] = cfg.forget_bias
+                    getattr(self.core, f"bias_hh_l{layer}")[forget] = 0.0
         self.attn = build_attention(cfg, cfg.hidden_size)
         self.attn_norm = nn.LayerNorm(cfg.hidden_size) if self.attn else None
         self.norm = nn.LayerNorm(cfg.hidden_size)
