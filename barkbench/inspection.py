@@ -2,6 +2,8 @@
 
 attention-layer<N>.png  one panel per head: for each position (row), how much it attends to
                         each earlier position (column), with the tokens on both axes.
+alignment-layer<N>.png  encoder-decoders: for each answer token (row), how much the decoder
+                        looks at each source token (column).
 gradients.png           for the loss on the answer, the gradient norm with respect to the
                         model's state at every position, on a log scale: how strongly each
                         earlier position can still be changed by the answer. An RNN's falls
@@ -45,23 +47,42 @@ def gradient_norms(model, tokens: list[int], answer_start: int) -> dict[str, tor
     return read()
 
 
+def kept_weights(model, layers: list, x: torch.Tensor, answer_start: int) -> list[torch.Tensor]:
+    """The attention weights [heads, queries, keys] of these layers for one teacher-forced pass."""
+    for layer in layers:
+        layer.keep_weights = True
+    with torch.no_grad():
+        model.teacher_forcing(x, torch.tensor([answer_start]))
+    for layer in layers:
+        layer.keep_weights = False
+    return [layer.weights[0] for layer in layers]
+
+
 def draw_pictures(cfg, model, prompt: str | None, out_dir: Path, name: str) -> list[Path]:
     """Draw the pictures for a loaded model; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokens, answer_start = example(cfg, model, prompt)
-    labels = [cfg.vocab[t] for t in tokens[:-1]]
+    tokens, start = example(cfg, model, prompt)
+    words = [cfg.vocab[t] for t in tokens]
+    labels = words[:-1]  # the inputs: every token but the last
+    message = None if prompt else task_of(cfg.val_task).message(cfg.val_task, tokens, start)
+    title = f"{name} ({cfg.model.name} on {cfg.task.name})"
     x = torch.tensor([tokens[:-1]])
     model.eval()
 
     written = []
-    for n, layer in enumerate(model.attention_layers(), 1):
-        layer.keep_weights = True
-        with torch.no_grad():
-            model.teacher_forcing(x, torch.tensor([answer_start]))
-        written.append(plots.attention_heads(layer.weights[0], labels, out_dir / f"attention-layer{n}.png", n))
-        layer.keep_weights = False
-    norms = gradient_norms(model, tokens, answer_start)
-    message = None if prompt else task_of(cfg.val_task).message(cfg.val_task, tokens, answer_start)
-    title = f"{cfg.model.name}: how far back the answer's loss reaches"
-    written.append(plots.gradient_norms(norms, labels, answer_start, message, title, out_dir / "gradients.png"))
+    by_length = {len(labels): labels, start: words[:start], len(labels) - start + 1: labels[start - 1 :]}
+    for n, weights in enumerate(kept_weights(model, model.attention_layers(), x, start), 1):
+        rows = by_length.get(weights.shape[-1], labels)  # the full sequence, or an encoder-decoder's source or target
+        path = out_dir / f"attention-layer{n}.png"
+        shown_start = start if len(rows) == len(labels) else 0
+        written.append(
+            plots.attention_map(
+                weights, rows, shown_start, message if shown_start else None, path, f"{title}, layer {n}"
+            )
+        )
+    for n, weights in enumerate(kept_weights(model, model.alignment_layers(), x, start), 1):
+        path = out_dir / f"alignment-layer{n}.png"
+        written.append(plots.alignment_map(weights, words[start:], words[:start], message, path, f"{title}, layer {n}"))
+    norms = gradient_norms(model, tokens, start)
+    written.append(plots.gradient_norms(norms, labels, start, message, title, out_dir / "gradients.png"))
     return written
