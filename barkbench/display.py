@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from contextlib import contextmanager
 
@@ -10,8 +12,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-out = Console()  # results: stdout, so they can be piped
-err = Console(stderr=True)  # progress and messages: stderr
+def console(stderr: bool = False) -> Console:
+    """A console that fits the terminal, or, piped into a file, lays tables out 160 wide rather
+    than folding them into the 80 columns of a terminal that is not there."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() or "COLUMNS" in os.environ else 160)
+
+
+out = console()  # results: stdout, so they can be piped
+err = console(stderr=True)  # progress and messages: stderr
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import yaml
 from helpers import tiny
 from safetensors.torch import load_file
 
+from barkbench import __version__, locate
 from barkbench.cli import app
 from barkbench.config import load_config, to_yaml
 from barkbench.vocab import VOCAB
@@ -331,3 +332,79 @@ def test_every_command_help_shows_an_example(runner, name):
     assert result.exit_code == 0, result.output
     examples = [line.strip(" │") for line in result.stdout.splitlines() if line.strip(" │").startswith("barkbench ")]
     assert any(line.startswith(f"barkbench {name}") for line in examples), result.stdout
+
+
+# ---- finding one's way --------------------------------------------------------------------
+
+
+def test_version(runner):
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"barkbench {__version__}"
+
+
+def test_configs_lists_every_shipped_config_with_its_purpose(runner):
+    result = runner.invoke(app, ["configs"])
+    assert result.exit_code == 0, result.output
+    for name, path in locate.shipped_configs().items():
+        assert name in result.stdout
+        assert locate.purpose(path) and locate.purpose(path)[:40] in result.stdout
+
+
+def test_a_bare_name_finds_a_shipped_config_from_any_directory(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    result = runner.invoke(app, ["validate", "--config", "echo_gpt"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["name"] == "echo-gpt"
+
+
+def test_latest_and_a_unique_prefix_name_a_run(runner, trained, monkeypatch):
+    monkeypatch.chdir(trained["runs"].parent)  # runs/ holds the one trained run
+    name = trained["run"].name
+    for given in ("latest", name[:8], f"runs/{name}"):
+        assert generate(runner, given, "-n", "1", "--temperature", "0") == generate(
+            runner, trained["run"], "-n", "1", "--temperature", "0"
+        )
+
+
+def test_a_prefix_of_several_runs_is_a_clear_error(runner, trained, tmp_path, monkeypatch):
+    for copy in ("tiny-a", "tiny-b"):
+        shutil.copytree(trained["run"], tmp_path / "runs" / copy)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["generate", "tiny-"])
+    assert_clean_error(result, "'tiny-' is the start of 2 run names", "tiny-a", "give more of it")
+
+
+def test_a_completed_run_trains_on_to_more_steps(runner, trained, tmp_path):
+    run = tmp_path / trained["run"].name
+    shutil.copytree(trained["run"], run)
+    result = runner.invoke(app, ["train", "--resume", str(run), "train.steps=5"])
+    assert result.exit_code == 0, result.output
+    assert "resuming from step 3 of 5" in result.stderr
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5]
+    assert json.loads((run / "summary.json").read_text())["steps"] == 5
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 5
+    assert json.loads((run / "meta.json").read_text())["status"] == "completed"
+
+
+def test_generate_gives_each_sample_a_prompt_of_its_own_and_judges_it(runner, tmp_path):
+    data = tiny()
+    data["task"] = {"name": "echo", "message_length": 2, "max_gap": 4, "train_size": 64, "val_size": 16}
+    config = tmp_path / "echo.yaml"
+    config.write_text(yaml.safe_dump(data))
+    assert runner.invoke(app, ["train", "--config", str(config), "--runs-dir", str(tmp_path / "runs")]).exit_code == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    result = runner.invoke(app, ["generate", str(run), "-n", "6", "--temperature", "0"])
+    assert result.exit_code == 0, result.output
+    shown = [line for line in result.stdout.splitlines() if re.match(r"\s*\d+\. ", line)]
+    assert len(shown) == 6
+    assert len({line.split("Assistant:")[0] for line in shown}) > 1  # greedy, yet several prompts
+    assert all("✓" in line or "✗ expected:" in line for line in shown)  # each judged
+
+
+def test_progress_piped_to_a_file_is_a_plain_line_per_evaluation(runner, write_config, tmp_path):
+    result = runner.invoke(app, ["train", "--config", str(write_config(tiny())), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("tiny: step")]
+    assert [line.split(",")[0] for line in lines] == ["tiny: step 1/3", "tiny: step 2/3", "tiny: step 3/3"]
+    assert all("elapsed" in line and "eta" in line for line in lines)
+    assert "tiny: completed" in result.stderr
