@@ -25,12 +25,13 @@ from rich.table import Table
 from barkbench.config import load_config
 from barkbench.display import out
 from barkbench.evaluate import answer_batch, answer_loss
+from barkbench.locate import SHIPPED
 from barkbench.models import MODELS, build_model, count_params
 from barkbench.sample import generate
 from barkbench.tasks import make_splits
 from barkbench.vocab import EOS, PAD, SPEAK_PROMPT, encode
 
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "echo_gpt.yaml"
+CONFIG = SHIPPED / "echo_gpt.yaml"
 ROUNDS, STEPS_PER_ROUND, WARMUP = 7, 20, 3
 TRAIN_TARGET, GENERATION_TARGET = 1.1, 5.0
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import typer
@@ -408,3 +410,55 @@ def test_progress_piped_to_a_file_is_a_plain_line_per_evaluation(runner, write_c
     assert [line.split(",")[0] for line in lines] == ["tiny: step 1/3", "tiny: step 2/3", "tiny: step 3/3"]
     assert all("elapsed" in line and "eta" in line for line in lines)
     assert "tiny: completed" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_plain_install_trains_a_shipped_config_by_name_from_any_directory(tmp_path):
+    """The package as a wheel holds the shipped configs: installed (not editable) into a folder of
+    its own, it lists them and trains one by its bare name, with no checkout in sight."""
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parent.parent
+    wheels = tmp_path / "wheels"
+    build = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(wheels),
+        str(root),
+    ]
+    subprocess.run(build, check=True, capture_output=True)
+    (wheel,) = wheels.glob("barkbench-*.whl")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "OMP_NUM_THREADS": "1"}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def barkbench(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "barkbench", *args], cwd=elsewhere, env=env, capture_output=True, text=True
+        )
+
+    where = subprocess.run(
+        [sys.executable, "-c", "import barkbench; print(barkbench.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert where.stdout.startswith(str(tmp_path / "site")), where.stdout  # the installed copy, not the checkout
+    listed = barkbench("configs")
+    assert listed.returncode == 0 and "echo_gpt" in listed.stdout and "smoke" in listed.stdout, listed.stderr
+    trained = barkbench(
+        "train", "--config", "baby", "train.steps=2", "train.eval_every=1", "task.train_size=64", "task.val_size=16"
+    )
+    assert trained.returncode == 0, trained.stderr
+    (run,) = (elsewhere / "runs").iterdir()
+    assert json.loads((run / "meta.json").read_text())["status"] == "completed"
