@@ -68,8 +68,10 @@ def directory(given: Path, what: str = "run", root: Path = RUNS) -> Path:
 
 
 def complete_runs(incomplete: str) -> list[str]:
-    names = ["latest"] + [str(p) for p in reversed(run_dirs(RUNS))]
-    return [name for name in names if name.startswith(incomplete) or Path(name).name.startswith(incomplete)]
+    """`latest`, the names of the directories in runs/ (which `directory` takes as they are) and their paths."""
+    found = list(reversed(run_dirs(RUNS)))
+    names = ["latest"] + [p.name for p in found if p.parent == RUNS] + [str(p) for p in found]
+    return [name for name in names if name.startswith(incomplete)]
 
 
 def complete_configs(incomplete: str) -> list[str]:

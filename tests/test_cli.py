@@ -462,3 +462,25 @@ def test_a_plain_install_trains_a_shipped_config_by_name_from_any_directory(tmp_
     assert trained.returncode == 0, trained.stderr
     (run,) = (elsewhere / "runs").iterdir()
     assert json.loads((run / "meta.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    "words, expected",
+    [
+        ("barkbench train --config ech", {"echo_gpt", "echo_lstm", "echo_rnn"}),
+        ("barkbench compare --config smo", {"smoke"}),
+    ],
+)
+def test_shell_completion_offers_shipped_config_names(runner, words, expected):
+    env = {"_BARKBENCH_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+    result = runner.invoke(app, [], env=env, prog_name="barkbench")
+    assert set(result.stdout.split()) >= expected
+
+
+def test_shell_completion_offers_latest_and_the_run_directories(runner, trained, monkeypatch):
+    monkeypatch.chdir(trained["runs"].parent)
+    name = trained["run"].name
+    for typed, expected in (("la", "latest"), (name[:6], name), ("runs/ti", f"runs/{name}")):
+        env = {"_BARKBENCH_COMPLETE": "complete_bash", "COMP_WORDS": f"barkbench generate {typed}", "COMP_CWORD": "2"}
+        result = runner.invoke(app, [], env=env, prog_name="barkbench")
+        assert expected in result.stdout.split(), (typed, result.stdout)
