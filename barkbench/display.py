@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+
 def console(stderr: bool = False) -> Console:
     """A console that fits the terminal, or, piped into a file, lays tables out 160 wide rather
     than folding them into the 80 columns of a terminal that is not there."""

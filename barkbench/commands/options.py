@@ -1,0 +1,35 @@
+"""What the commands share: their common options and arguments, and the checks of what they name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from barkbench import locate
+from barkbench.errors import BarkError
+
+OVERRIDES = typer.Argument(
+    None, help="Dotted KEY=VALUE overrides of the config, e.g. train.steps=100 model.layers=1.", show_default=False
+)
+RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="Where run directories are created.")
+RUN = typer.Argument(
+    ...,
+    help="A run directory: its path, `latest`, or the start of its name under runs/.",
+    show_default=False,
+    autocompletion=locate.complete_runs,
+)
+
+
+def config_option(help: str):
+    return typer.Option(None, "--config", "-c", help=help, show_default=False, autocompletion=locate.complete_configs)
+
+
+def check_directory(path: Path, what: str) -> None:
+    if not path.is_dir():
+        raise BarkError(f"{what} directory '{path}' does not exist; give the path of one under runs/")
+
+
+def check_prompt(prompt: str | None) -> None:
+    if prompt is not None and not prompt.split():
+        raise BarkError("--prompt is empty; give at least one word, such as --prompt 'User: speak Assistant:'")

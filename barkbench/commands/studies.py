@@ -1,0 +1,119 @@
+"""Studies: train a grid of runs and report over them, or report again without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+
+from barkbench import locate
+from barkbench.commands.options import RUNS_DIR, check_directory, config_option
+from barkbench.display import err, out
+from barkbench.errors import BarkError, Interrupted, RunFailed
+
+
+def compare_models(
+    config: Optional[Path] = config_option("A compare config: a YAML path or a shipped one's name, such as smoke."),
+    overrides: Optional[List[str]] = typer.Argument(
+        None, help="Dotted KEY=VALUE overrides of the base training config, e.g. train.steps=50.", show_default=False
+    ),
+    runs_dir: Path = RUNS_DIR,
+    jobs: Optional[int] = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        help="Runs trained at once (--launcher local; default: as many as the cores hold).",
+        show_default=False,
+    ),
+    resume: Optional[Path] = typer.Option(
+        None,
+        "--resume",
+        help="Finish an interrupted study: its path, `latest`, or the start of its name.",
+        show_default=False,
+        autocompletion=locate.complete_runs,
+    ),
+    launcher: str = typer.Option("local", "--launcher", help="How the runs are trained: local (this machine's cores)."),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="The cluster a launcher joins (--launcher ray).", show_default=False
+    ),
+):
+    """Train several models on the same data, then report, on the test split, where each one forgets.
+
+    Every model x seed x sweep value x tune value is one run. Writes a study directory holding one run directory per combination, results.json,
+    report.md, collapse.png and curves.png, and prints the table. A failed run is recorded and
+    the others go on; --resume keeps the completed runs and finishes the rest.
+
+    Examples:
+
+        barkbench compare --config smoke
+
+        barkbench compare --config configs/compare/long_context.yaml --jobs 2 train.steps=500
+
+        barkbench compare --resume latest
+    """
+    from barkbench.study.launch import launcher as launcher_named
+    from barkbench.study.launch import run_study
+    from barkbench.study.plan import start_study
+
+    launch = launcher_named(launcher, jobs=jobs, address=address)
+    if resume is not None:
+        if config is not None or overrides:
+            raise BarkError("--resume continues a study with its own study.yaml; drop --config and the overrides")
+        directory = locate.directory(resume, "study")
+        check_directory(directory, "study")
+    elif config is None:
+        raise BarkError("give a config with --config FILE (for example --config smoke), or --resume STUDY")
+    else:
+        directory = start_study(locate.config_path(config), overrides or [], runs_dir)
+    err.print(f"study directory: {directory}", highlight=False, soft_wrap=True)
+    interrupted = run_study(directory, launch)
+    rows = show_findings(directory)
+    unfinished = [r["name"] for r in rows if r["status"] != "completed"]
+    if interrupted:
+        raise Interrupted(f"interrupted; resume with: barkbench compare --resume {directory}", interrupted)
+    if unfinished:
+        raise RunFailed(
+            f"{len(unfinished)} of {len(rows)} runs did not complete ({', '.join(unfinished)}); report.md says why. "
+            f"Try them again with: barkbench compare --resume {directory}"
+        )
+
+
+def report_study(
+    directory: Path = typer.Argument(
+        ...,
+        help="A study directory: its path, `latest`, or the start of its name under runs/.",
+        autocompletion=locate.complete_runs,
+    ),
+):
+    """Re-render a study's results.json, report.md and pictures from its run directories, without training.
+
+    Examples:
+
+        barkbench report latest
+
+        barkbench report runs/long-context-20261122-101500-3f2a
+    """
+    directory = locate.directory(directory, "study")
+    if not directory.is_dir():
+        raise BarkError(f"study directory '{directory}' does not exist; give the path of one under runs/")
+    show_findings(directory)
+
+
+def show_findings(directory: Path) -> list[dict]:
+    """Write the study's report files, print its tables and sentences; return its rows."""
+    from barkbench.display import grid_table
+    from barkbench.study.findings import write_findings
+
+    findings = write_findings(directory)
+    for title, headers, cells in findings["tables"]:
+        out.print(grid_table(title, headers, cells))
+    for line in findings["lines"]:
+        out.print(f"- {escape(line['sentence'])}", highlight=False, soft_wrap=True)
+    if findings["findings"]["comparison"]:
+        out.print(escape(findings["findings"]["comparison"]), highlight=False, soft_wrap=True)
+    pictures = ", ".join(p.name for p in sorted(directory.glob("*.png")))
+    out.print(f"wrote {directory / 'results.json'}, report.md, {pictures}", highlight=False, soft_wrap=True)
+    return findings["rows"]
