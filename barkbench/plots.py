@@ -90,10 +90,9 @@ def collapse(lines: list[dict], axis: list[str], path: Path, title: str, task, f
             (drawn,) = panel.plot(x, mean, marker="o", label=f"{line['name']} ({seeds} seed{'s' * (seeds > 1)})")
             low, high = [max(0.0, m - s) for m, s in zip(mean, std)], [min(1.0, m + s) for m, s in zip(mean, std)]
             panel.fill_between(x, low, high, color=drawn.get_color(), alpha=0.2, linewidth=0)
-        panel.axhline(
-            findings["chance"], color="grey", linestyle="--", linewidth=1, label=f"chance ({findings['chance']:.2f})"
-        )
-        if key == "by_bucket":
+        if key == "by_bucket":  # chance and the threshold are a bark's; a whole answer's chance is far lower
+            chance = findings["chance"]
+            panel.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})")
             panel.axhline(
                 findings["threshold"],
                 color="grey",

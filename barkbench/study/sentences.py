@@ -54,9 +54,10 @@ def describe_curve(line: dict, task, protocol: dict | None) -> str:
         )
     else:
         held = buckets[: buckets.index(collapse)]
+        worst = min(acc[b] for b in held)
         text = (
-            f"{name} holds {min(acc[b] for b in held):.2f} test accuracy or more up to {what} {held[-1].split('-')[1]} "
-            f"and falls below {THRESHOLD} at {collapse} ({acc[collapse]:.2f})"
+            f"{name} holds {worst:.2f} test accuracy{' or more' * (worst < 0.995)} up to {what} "
+            f"{held[-1].split('-')[1]} and falls below {THRESHOLD} at {collapse} ({acc[collapse]:.2f})"
         )
         if last != collapse:
             text += f"; at {last} it is at {acc[last]:.2f}"
