@@ -24,7 +24,7 @@ Decoder-only models (barkbench/models/parts.py's DecoderOnly) also take `model(t
 
 from __future__ import annotations
 
-from barkbench.models import gpt, recurrent
+from barkbench.models import gpt, recurrent, seq2seq
 from barkbench.models.family import Family
 
 MODELS: dict[str, Family] = {
@@ -32,6 +32,7 @@ MODELS: dict[str, Family] = {
     "lstm": recurrent.LSTM,
     "gru": recurrent.GRU,
     "gpt": gpt.GPT,
+    "seq2seq": seq2seq.SEQ2SEQ,
 }
 DEFAULT_MODEL = "gpt"  # what a config without a `model.name` gets
 
