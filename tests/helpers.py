@@ -63,9 +63,32 @@ def small_model(name: str, seed: int = 0, **overrides):
     return model.eval()
 
 
+def lively(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random weights far from the small GPT-2 init, so one token's influence on another is
+    large enough to see (with the default init, attention starts out nearly uniform and a
+    change can hide under float32 noise). Returns the model in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.copy_(torch.randn(p.shape, generator=gen) * 1.5 / p.shape[1] ** 0.5)
+            else:
+                p.add_(torch.randn(p.shape, generator=gen) * 0.2)
+    return model.eval()
+
+
 def random_tokens(batch: int, length: int, seed: int = 0) -> torch.Tensor:
     """Real tokens only (ids 1..8), so nothing depends on how <PAD> is treated."""
     return torch.randint(1, V, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def state_size(state) -> int:
+    """Bytes of every tensor in a model's (nested) state."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, (tuple, list)):
+        return sum(state_size(s) for s in state)
+    return 0  # None, or the GPT's position counter
 
 
 def train_config(data: dict, runs_dir: Path) -> Path:

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 import yaml
-from helpers import V, model_config
+from helpers import V, lively, model_config
 from pydantic import ValidationError
 
 from barkbench.cli import app
@@ -34,20 +34,6 @@ RNN = {"embedding_dim": 6, "hidden_size": 8, "layers": 1, "heads": 2, "context_l
 
 def model_cfg(**model):
     return model_config({"name": "barks", "max_barks": 4}, **model)
-
-
-def lively(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights far from the small GPT-2 init, so one token's influence on another is
-    large enough to see (with the default init, attention starts out nearly uniform and a
-    change can hide under float32 noise). Returns the model in eval mode."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.copy_(torch.randn(p.shape, generator=gen) * 1.5 / p.shape[1] ** 0.5)
-            else:
-                p.add_(torch.randn(p.shape, generator=gen) * 0.2)
-    return model.eval()
 
 
 def gpt(attention: str, positional: str, **extra) -> BarkGPT:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import SMALL, V, model_config, random_tokens, small_model
+from helpers import SMALL, V, model_config, random_tokens, small_model, state_size
 
 from barkbench import evaluate
 from barkbench.models import MODELS, count_params
@@ -214,15 +214,6 @@ def test_gpt_rejects_sequences_past_context_length():
 
 
 # ---- parameters and state --------------------------------------------------------------
-
-
-def state_size(state) -> int:
-    """Bytes of every tensor in a model's (nested) state."""
-    if isinstance(state, torch.Tensor):
-        return state.numel() * state.element_size()
-    if isinstance(state, (tuple, list)):
-        return sum(state_size(s) for s in state)
-    return 0  # None, or the GPT's position counter
 
 
 @pytest.mark.parametrize("name, vectors", [("rnn", 1), ("gru", 1), ("lstm", 2)])

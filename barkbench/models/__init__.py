@@ -19,12 +19,14 @@ and `bench` never ask which one they hold:
     gradient_states(x, answer_start) -> (logits, read): after a backward pass, read() gives
         {line name: the gradient norm at each position of the model's state}
 
-Decoder-only models (barkbench/models/parts.py's DecoderOnly) also take `model(tokens, state)`.
+Decoder-only models (barkbench/models/parts.py's DecoderOnly) also take `model(tokens, state)`;
+encoder–decoder models (parts.py's EncoderDecoder) `encode(source, lengths)` and
+`model(target, state)`.
 """
 
 from __future__ import annotations
 
-from barkbench.models import gpt, recurrent
+from barkbench.models import gpt, recurrent, seq2seq, transformer
 from barkbench.models.family import Family
 
 MODELS: dict[str, Family] = {
@@ -32,6 +34,8 @@ MODELS: dict[str, Family] = {
     "lstm": recurrent.LSTM,
     "gru": recurrent.GRU,
     "gpt": gpt.GPT,
+    "seq2seq": seq2seq.SEQ2SEQ,
+    "transformer": transformer.TRANSFORMER,
 }
 DEFAULT_MODEL = "gpt"  # what a config without a `model.name` gets
 

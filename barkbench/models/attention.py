@@ -15,6 +15,15 @@ so a model carries a key/value cache through generation whatever the variant. `s
 the same shapes (the articles' wrapper only concatenates; the projection is what makes it
 comparable, head for head, with `mha`).
 
+An encoder–decoder model needs attention that is not causal: `mha` with causal=False (an
+encoder's self-attention over the whole source), and the layers by which a decoder reads the
+source (ALIGNMENT: Bahdanau's additive and Luong's dot score for seq2seq, CrossAttention for
+the transformer). These never attend to a source's pads (`key_mask`, [batch, keys], True at
+real tokens) and have the signature
+
+    memory = layer.memory(source_states, key_mask)   # once per source: what every step reads
+    y = layer(x, memory)
+
 Set `layer.keep_weights = True` to have the layer store its last attention weights in
 `layer.weights` ([batch, heads, query, key]); `barkbench inspect` draws them.
 """
@@ -33,22 +42,39 @@ def causal_mask(queries: int, keys: int, device=None) -> torch.Tensor:
     return torch.ones(queries, keys, dtype=torch.bool, device=device).tril(keys - queries)
 
 
-def attend(q, k, v, dropout: float, fused: bool):
-    """Causal scaled dot-product attention over [batch, heads, time, head_size] tensors.
+def attend(q, k, v, dropout: float, fused: bool, causal: bool = True, key_mask=None, scale=None):
+    """Scaled dot-product attention over [batch, heads, time, head_size] tensors: causal (the
+    queries are the last positions of the keys), or over every key that key_mask [batch, keys]
+    allows (None: every key). The scores are scaled by `scale`, 1 / sqrt(head_size) by default.
 
     Returns the weighted sum of the values and, on the from-scratch path, the weights.
     """
     tq, tk = q.shape[-2], k.shape[-2]
-    if fused:
-        if tq == tk:
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True), None
+    if causal:
+        if fused and tq == tk:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scale), None
         # After a cache the queries sit at the end; is_causal would align them to the start.
         mask = None if tq == 1 else causal_mask(tq, tk, q.device)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout), None
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    scores = scores.masked_fill(~causal_mask(tq, tk, q.device), float("-inf"))
+    else:
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+    if fused:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale), None
+    scores = q @ k.transpose(-2, -1) * (1 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    return mix(scores, v, mask, dropout)
+
+
+def mix(scores, v, mask, dropout: float):
+    """The values mixed by the softmax of the scores (never where mask is False), and the weights."""
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
     weights = F.dropout(torch.softmax(scores, dim=-1), dropout)  # kept as they mixed the values
     return weights @ v, weights
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """[batch, time, width] -> [batch, heads, time, width / heads]."""
+    B, T, C = x.shape
+    return x.view(B, T, heads, C // heads).transpose(1, 2)
 
 
 def rotate(x: torch.Tensor, start: int) -> torch.Tensor:
@@ -68,23 +94,35 @@ def rotate(x: torch.Tensor, start: int) -> torch.Tensor:
 class Layer(nn.Module):
     """What every variant shares: the cache, RoPE, dropout and keeping weights for inspection."""
 
+    causal = True  # False: over every key the key mask allows (an encoder; a decoder reading the source)
+    scale = None  # of the scores; None: 1 / sqrt(head size)
+
     def __init__(self, dropout: float, rope: bool):
         super().__init__()
         self.dropout, self.rope = dropout, rope
         self.keep_weights, self.weights = False, None
 
-    def heads_attend(self, q, k, v, cache, fused: bool = False):
+    def weight_dropout(self) -> float:
+        return self.dropout if self.training else 0.0
+
+    def heads_attend(self, q, k, v, cache, fused: bool = False, key_mask=None):
         """q, k, v: [batch, heads, new time, size] for the new positions; returns [batch, new time, heads x size]."""
         past = 0 if cache is None else cache[0].shape[-2]
         if self.rope:
             q, k = rotate(q, past), rotate(k, past)
         if cache is not None:
             k, v = torch.cat([cache[0], k], -2), torch.cat([cache[1], v], -2)
-        y, weights = attend(q, k, v, self.dropout if self.training else 0.0, fused and not self.keep_weights)
+        fused = fused and not self.keep_weights
+        y, weights = attend(q, k, v, self.weight_dropout(), fused, self.causal, key_mask, self.scale)
+        return self.merged(y, weights), (k, v)
+
+    def merged(self, y, weights):
+        """The heads' outputs [batch, heads, time, size] side by side, [batch, time, heads x size];
+        and the weights that made them kept, if asked."""
         if self.keep_weights:
             self.weights = weights.detach()
         B, H, T, S = y.shape
-        return y.transpose(1, 2).reshape(B, T, H * S), (k, v)
+        return y.transpose(1, 2).reshape(B, T, H * S)
 
 
 class SimpleAttention(Layer):
@@ -127,19 +165,85 @@ class HeadStack(Layer):
 
 
 class MultiHeadAttention(Layer):
-    """The batched layer: one projection makes every head's query, key and value at once."""
+    """The batched layer: one projection makes every head's query, key and value at once.
+    With causal=False it is an encoder's: every position sees every key that key_mask allows."""
 
-    def __init__(self, width: int, heads: int, dropout: float, rope: bool, fused: bool = True):
+    def __init__(self, width: int, heads: int, dropout: float, rope: bool, fused: bool = True, causal: bool = True):
         super().__init__(dropout, rope)
-        self.heads, self.fused = heads, fused
+        self.heads, self.fused, self.causal = heads, fused, causal
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
 
-    def forward(self, x, cache=None):
-        B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in self.qkv(x).split(C, 2))
-        y, cache = self.heads_attend(q, k, v, cache, fused=self.fused)
+    def forward(self, x, cache=None, key_mask=None):
+        q, k, v = (split_heads(t, self.heads) for t in self.qkv(x).split(x.shape[-1], 2))
+        y, cache = self.heads_attend(q, k, v, cache, self.fused, key_mask)
         return self.proj(y), cache
+
+
+class CrossAttention(Layer):
+    """A transformer decoder's multi-head attention over the source: queries from the decoder's
+    positions, keys and values from the encoder's output, projected once per source (memory)."""
+
+    causal = False
+
+    def __init__(self, width: int, heads: int, dropout: float, fused: bool = True):
+        super().__init__(dropout, rope=False)  # target and source positions do not share an axis
+        self.heads, self.fused = heads, fused
+        self.query = nn.Linear(width, width)
+        self.kv = nn.Linear(width, 2 * width)
+        self.proj = nn.Linear(width, width)
+
+    def memory(self, source, key_mask):
+        k, v = (split_heads(t, self.heads) for t in self.kv(source).chunk(2, dim=-1))
+        return k, v, key_mask
+
+    def forward(self, x, memory):
+        k, v, key_mask = memory
+        y, _ = self.heads_attend(split_heads(self.query(x), self.heads), k, v, None, self.fused, key_mask)
+        return self.proj(y)
+
+
+class DotAlignment(Layer):
+    """Luong's dot score s . h: the decoder's output against each encoder state, unscaled as in
+    the paper. One head, no weights of its own; it keeps the encoder states (one vector each)."""
+
+    causal, scale = False, 1.0
+    memory_vectors = 1  # kept per source position while generating
+
+    def __init__(self, width: int, dropout: float):
+        super().__init__(dropout, rope=False)
+
+    def memory(self, states, key_mask):
+        return states[:, None], key_mask  # one head
+
+    def forward(self, s, memory):
+        states, key_mask = memory
+        return self.heads_attend(s[:, None], states, states, None, True, key_mask)[0]
+
+
+class AdditiveAlignment(Layer):
+    """Bahdanau's additive score v . tanh(W s + U h + b), with s the decoder's output and h an
+    encoder state: a one-hidden-layer network instead of a dot product, so it cannot take the
+    fused kernel. U h + b is computed once per source and kept beside h (two vectors each)."""
+
+    causal = False
+    memory_vectors = 2
+
+    def __init__(self, width: int, dropout: float):
+        super().__init__(dropout, rope=False)
+        self.query = nn.Linear(width, width, bias=False)  # W
+        self.key = nn.Linear(width, width)  # U and b
+        self.score = nn.Linear(width, 1, bias=False)  # v
+
+    def memory(self, states, key_mask):
+        return self.key(states), states, key_mask
+
+    def forward(self, s, memory):
+        keys, states, key_mask = memory
+        scores = self.score(torch.tanh(self.query(s)[:, :, None] + keys[:, None])).squeeze(-1)  # [B, T, S]
+        mask = None if key_mask is None else key_mask[:, None, :]
+        y, weights = mix(scores, states, mask, self.weight_dropout())
+        return self.merged(y[:, None], weights[:, None])  # one head
 
 
 ATTENTION = {
@@ -148,3 +252,4 @@ ATTENTION = {
     "wrapper": HeadStack,
     "mha": MultiHeadAttention,
 }
+ALIGNMENT = {"additive": AdditiveAlignment, "dot": DotAlignment}

@@ -57,27 +57,32 @@ class Family:
     reference: Callable | None = None
 
 
-def attention_checks(width_key: str, multi_head: tuple[str, ...], rope: Callable = lambda m: False) -> tuple:
+def attention_checks(width_key: str, multi_head: tuple[str, ...] | None, rope: Callable = lambda m: False) -> tuple:
     """The checks of a family whose attention works on vectors of `model.<width_key>`: heads
-    divide the width (for the variants in `multi_head`), and RoPE gets an even head size."""
+    divide the width (for the `model.attention` variants in `multi_head`; None for a family
+    whose attention is always multi-head and has no such key), and RoPE gets an even head size."""
 
     def heads_used(m) -> int:
-        return m.heads if m.attention in multi_head else 1
+        return m.heads if multi_head is None or m.attention in multi_head else 1
+
+    def attends(m) -> bool:
+        return multi_head is None or m.attention != "none"
 
     def heads_divide_width(c):
         m = c.model
         width = getattr(m, width_key)
-        if m.attention != "none" and width % heads_used(m):
+        if attends(m) and width % heads_used(m):
             nearest = min((h for h in range(1, width + 1) if width % h == 0), key=lambda h: abs(h - m.heads))
+            variant = "" if multi_head is None else f" for model.attention {m.attention}"
             return (
-                f"model.heads ({m.heads}) does not divide model.{width_key} ({width}) for model.attention "
-                f"{m.attention}; use a heads value that divides it, such as {nearest}"
+                f"model.heads ({m.heads}) does not divide model.{width_key} ({width}){variant}; "
+                f"use a heads value that divides it, such as {nearest}"
             )
 
     def rope_pairs(c):
         m = c.model
         width = getattr(m, width_key)
-        if rope(m) and m.attention != "none" and width % heads_used(m) == 0 and (width // heads_used(m)) % 2:
+        if rope(m) and attends(m) and width % heads_used(m) == 0 and (width // heads_used(m)) % 2:
             return (
                 f"model.positional rope rotates pairs of features, but each head has {width // heads_used(m)} "
                 f"(model.{width_key} {width} / {heads_used(m)} heads), an odd number; pick sizes that make it even"

@@ -1,6 +1,7 @@
 """Torch pieces that several families share: building the configured attention layer, the
-key/value cache's size, GPT-2's weight init, and what every decoder-only model does the same
-way (the prompt and the answer are one sequence)."""
+key/value cache's size, GPT-2's weight init, a transformer's feed-forward layer, what every
+decoder-only model does the same way (the prompt and the answer are one sequence) and what
+every encoder–decoder model does the same way (the prompt is the source, the answer the target)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 from torch import nn
 
 from barkbench.models.attention import ATTENTION
+from barkbench.vocab import PAD
 
 
 def build_attention(cfg, width: int, rope: bool = False):
@@ -31,6 +33,16 @@ def init_weights(module):
         nn.init.zeros_(module.bias)
 
 
+def feed_forward(cfg) -> nn.Sequential:
+    """A transformer block's position-wise feed-forward layer (its own dropout at the end)."""
+    return nn.Sequential(
+        nn.Linear(cfg.embedding_dim, cfg.ffn_dim),
+        nn.GELU(),
+        nn.Linear(cfg.ffn_dim, cfg.embedding_dim),
+        nn.Dropout(cfg.dropout),
+    )
+
+
 class DecoderOnly:
     """The model protocol for a decoder-only model, from its `forward(tokens, state)`: it reads
     the prompt and the answer as one sequence, so teacher forcing is one pass over it and
@@ -49,3 +61,64 @@ class DecoderOnly:
 
     def alignment_layers(self) -> list:
         return []  # no encoder to align with
+
+
+def take(x: torch.Tensor, start: torch.Tensor, width: int, fill, end=None, dim: int = 1) -> torch.Tensor:
+    """Each row's positions from its own start on, as a batch: out[b, i] = x[b, start[b] + i] along
+    `dim`, for i < width; `fill` where that position is before 0 or at or after end[b] (default:
+    the end of x). One gather, however the rows differ."""
+    x = x.movedim(dim, 1)
+    B, T = x.shape[:2]
+    at = start[:, None] + torch.arange(width, device=x.device)
+    outside = (at < 0) | (at >= (T if end is None else end[:, None]))
+    shape = (B, width) + (1,) * (x.dim() - 2)
+    out = x.gather(1, at.clamp(0, T - 1).view(shape).expand(B, width, *x.shape[2:]))
+    return out.masked_fill(outside.view(shape), fill).movedim(1, dim)
+
+
+def real_tokens(lengths, width: int):
+    """[B, width], True at each row's first lengths[b] positions: its real tokens, before the pads
+    (None for lengths None: a batch without pads)."""
+    return None if lengths is None else torch.arange(width, device=lengths.device) < lengths[:, None]
+
+
+def on_x(values: torch.Tensor, answer_start: torch.Tensor, width: int, source: bool, fill, dim: int = 1):
+    """Values over each row's source positions (source=True) or target positions, put at the
+    positions of x they stand for: source position i at i (up to the row's own source length),
+    target position j at answer_start - 1 + j; `fill` everywhere else."""
+    if source:
+        return take(values, torch.zeros_like(answer_start), width, fill, end=answer_start, dim=dim)
+    return take(values, 1 - answer_start, width, fill, dim=dim)
+
+
+class EncoderDecoder:
+    """The model protocol for an encoder–decoder model, from its
+
+        encode(source [B, S], lengths) -> state   the decoder's starting state: everything it
+                                                  needs of the source (lengths None: no pads)
+        model(target [B, T], state) -> (logits, state)   the decoder, causal over the target
+
+    The prompt is the source, the answer the target. The target starts with the prompt's last
+    token, `Assistant:`, as its start symbol: decoder position j reads x[answer_start - 1 + j]
+    and predicts the token after it, so the logits line up with a decoder-only model's.
+    """
+
+    def teacher_forcing(self, x: torch.Tensor, answer_start: torch.Tensor) -> torch.Tensor:
+        """Row b's source is x[b, :answer_start[b]], its target x[b, answer_start[b] - 1:]: both
+        cut out of the batch by one gather each (take), left-aligned and padded on the right. The
+        outputs before answer_start - 1 predict no answer token: they are zeros."""
+        T, first = x.shape[1], answer_start - 1
+        longest = int(answer_start.max())
+        source = take(x, torch.zeros_like(answer_start), longest, PAD, end=answer_start)
+        lengths = None if bool((answer_start == longest).all()) else answer_start  # no pads: no packing, no mask
+        target = take(x, first, T - int(first.min()), PAD)
+        logits, _ = self(target, self.encode(source, lengths))
+        return on_x(logits, answer_start, T, source=False, fill=0.0)
+
+    def prefill(self, prompt: torch.Tensor):
+        logits, state = self(prompt[:, -1:], self.encode(prompt, None))
+        return logits[:, -1], state
+
+    def decode(self, token: torch.Tensor, state):
+        logits, state = self(token[:, None], state)
+        return logits[:, -1], state

@@ -8,15 +8,15 @@ from pydantic import Field
 
 from barkbench.models.family import Family, ModelSection, attention_checks, fits_context
 
+Positional = Literal["learned", "sinusoidal", "rope", "none"]  # how a transformer knows where a token is
+
 
 class GPTConfig(ModelSection):
     name: str = "gpt"
     attention: Literal["mha", "wrapper", "single", "simple", "none"] = Field(
         "mha", description="the attention lab: mha, wrapper, single, simple or none"
     )
-    positional: Literal["learned", "sinusoidal", "rope", "none"] = Field(
-        "learned", description="how it knows where a token is"
-    )
+    positional: Positional = Field("learned", description="how it knows where a token is")
 
 
 def build(cfg: GPTConfig, vocab_size: int):

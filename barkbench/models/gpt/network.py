@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from barkbench.models.parts import DecoderOnly, build_attention, cache_bytes, init_weights
+from barkbench.models.parts import DecoderOnly, build_attention, cache_bytes, feed_forward, init_weights
 
 
 class Block(nn.Module):
@@ -24,12 +24,7 @@ class Block(nn.Module):
         self.attn = build_attention(cfg, cfg.embedding_dim, rope=cfg.positional == "rope")
         self.norm1 = nn.LayerNorm(cfg.embedding_dim) if self.attn else None
         self.norm2 = nn.LayerNorm(cfg.embedding_dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(cfg.embedding_dim, cfg.ffn_dim),
-            nn.GELU(),
-            nn.Linear(cfg.ffn_dim, cfg.embedding_dim),
-            nn.Dropout(cfg.dropout),
-        )
+        self.ffn = feed_forward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, cache=None):
@@ -56,11 +51,11 @@ def sinusoids(length: int, width: int) -> torch.Tensor:
 SINUSOID_SCALE = 0.02 * 2**0.5
 
 
-class BarkGPT(DecoderOnly, nn.Module):
-    """Its state is (position of the next token, one key/value cache per block)."""
+class Positions:
+    """Token embedding plus the position signal `model.positional` names, for an nn.Module that
+    mixes it in (BarkGPT; the transformer, for its source and its target alike)."""
 
-    def __init__(self, cfg, vocab_size: int):
-        super().__init__()
+    def embedding(self, cfg, vocab_size: int) -> None:
         self.context_length = cfg.context_length
         self.positional = cfg.positional
         self.tok = nn.Embedding(vocab_size, cfg.embedding_dim)
@@ -69,14 +64,9 @@ class BarkGPT(DecoderOnly, nn.Module):
         elif cfg.positional == "sinusoidal":
             self.register_buffer("pos_table", sinusoids(cfg.context_length, cfg.embedding_dim), persistent=False)
         # rope rotates queries and keys inside attention; none adds nothing at all
-        self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
-        self.norm = nn.LayerNorm(cfg.embedding_dim)
-        self.head = nn.Linear(cfg.embedding_dim, vocab_size)
-        self.apply(init_weights)
 
-    def forward(self, tokens, state=None):
-        past, caches = state or (0, [None] * len(self.blocks))
+    def embed(self, tokens: torch.Tensor, past: int = 0) -> torch.Tensor:
+        """Tokens [B, T] at positions past, past + 1, ... as vectors [B, T, embedding_dim]."""
         T = tokens.shape[1]
         if past + T > self.context_length:
             raise ValueError(f"sequence of {past + T} tokens is longer than context_length {self.context_length}")
@@ -85,12 +75,29 @@ class BarkGPT(DecoderOnly, nn.Module):
             x = x + self.pos(torch.arange(past, past + T, device=tokens.device))
         elif self.positional == "sinusoidal":
             x = x + SINUSOID_SCALE * self.pos_table[past : past + T]
-        x = self.drop(x)
+        return x
+
+
+class BarkGPT(Positions, DecoderOnly, nn.Module):
+    """Its state is (position of the next token, one key/value cache per block)."""
+
+    def __init__(self, cfg, vocab_size: int):
+        super().__init__()
+        self.embedding(cfg, vocab_size)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.norm = nn.LayerNorm(cfg.embedding_dim)
+        self.head = nn.Linear(cfg.embedding_dim, vocab_size)
+        self.apply(init_weights)
+
+    def forward(self, tokens, state=None):
+        past, caches = state or (0, [None] * len(self.blocks))
+        x = self.drop(self.embed(tokens, past))
         new_caches = []
         for block, cache in zip(self.blocks, caches):
             x, cache = block(x, cache)
             new_caches.append(cache)
-        return self.head(self.norm(x)), (past + T, new_caches)
+        return self.head(self.norm(x)), (past + tokens.shape[1], new_caches)
 
     def room(self, prompt_length: int) -> int:
         return self.context_length - prompt_length
