@@ -472,5 +472,9 @@ def test_inspect_draws_encoder_decoders(trained, runner, tmp_path):
         result = runner.invoke(app, ["inspect", str(run), "--out", str(tmp_path / name)])
         assert result.exit_code == 0, result.output
         files = sorted(p.name for p in (tmp_path / name).iterdir())
-        layers = 2 * SIZES["layers"] if name.startswith("transformer") else 0
-        assert files == sorted([f"attention-layer{n}.png" for n in range(1, layers + 1)] + ["gradients.png"])
+        transformer = name.startswith("transformer")
+        layers = 2 * SIZES["layers"] if transformer else 0  # the encoder's and the decoder's self-attention
+        alignments = SIZES["layers"] if transformer else 1  # every decoder block's cross-attention, or seq2seq's one
+        expected = [f"attention-layer{n}.png" for n in range(1, layers + 1)]
+        expected += [f"alignment-layer{n}.png" for n in range(1, alignments + 1)] + ["gradients.png"]
+        assert files == sorted(expected)
