@@ -19,7 +19,7 @@ from pathlib import Path
 
 from barkbench.display import err, study_progress
 from barkbench.errors import BarkError
-from barkbench.rundir import list_checkpoints, load_run_config, read_json, shown_status
+from barkbench.rundir import list_checkpoints, read_json, shown_status
 from barkbench.study import local
 from barkbench.study.plan import load_study, study_runs
 
@@ -29,14 +29,16 @@ LAUNCHERS = {
 
 
 def todo(study: Path) -> tuple[list[dict], int]:
-    """The jobs of a study that have not completed (runs with a checkpoint resume, the rest
-    start again), biggest first, and how many completed runs are kept."""
+    """The jobs of a study that have not completed, biggest first, and how many completed runs
+    are kept. Each job finds its own run directory (study/job.py); here a run only says where
+    its progress starts (its last checkpoint), or that it is still running in another study
+    process, which is refused."""
     combos = load_study(study)
     runs = study_runs(study)
     jobs = []
     for combo in combos:
         run = runs.get(combo["name"])
-        job = {"name": combo["name"], "config": combo["config"].model_dump(), "run": None, "resume": False, "start": 0}
+        job = {"name": combo["name"], "config": combo["config"].model_dump(), "start": 0}
         if run is not None:
             meta = read_json(run / "meta.json") if (run / "meta.json").exists() else {}
             status = shown_status(meta)
@@ -46,9 +48,7 @@ def todo(study: Path) -> tuple[list[dict], int]:
                 raise BarkError(
                     f"run {run} is still running (pid {meta.get('pid')}); wait for that study to finish or stop it first"
                 )
-            cfg = load_run_config(run)  # its own config: the one its checkpoints were made with
-            resume = bool(list_checkpoints(run))
-            job.update(config=cfg.model_dump(), run=str(run), resume=resume, start=meta.get("step", 0) if resume else 0)
+            job["start"] = meta.get("step", 0) if list_checkpoints(run) else 0
         jobs.append(job)
     jobs.sort(key=size, reverse=True)
     return [{**job, "index": i} for i, job in enumerate(jobs)], len(combos) - len(jobs)
