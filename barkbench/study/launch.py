@@ -14,18 +14,23 @@ same whichever launcher wrote them. So `--resume` works with any launcher.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from pathlib import Path
 
 from barkbench.display import err, study_progress
 from barkbench.errors import BarkError
 from barkbench.rundir import list_checkpoints, read_json, shown_status
-from barkbench.study import local
+from barkbench.study import local, ray_cluster
 from barkbench.study.plan import load_study, study_runs
 
 LAUNCHERS = {
     "local": local.launch,
+    "ray": ray_cluster.launch,
 }
+# What a launcher needs beyond barkbench's own dependencies: the package it imports, which the
+# extra of the launcher's name installs (pip install 'barkbench[ray]').
+NEEDS = {"ray": "ray"}
 
 
 def todo(study: Path) -> tuple[list[dict], int]:
@@ -69,12 +74,25 @@ def launcher(name: str, **options):
     anything is written: launcher(todo, study, show) -> the signal that interrupted it, or None."""
     if name not in LAUNCHERS:
         raise BarkError(f"--launcher {name!r} is not one of: {', '.join(LAUNCHERS)}")
+    if problem := missing(name):
+        raise BarkError(problem)
     launch = LAUNCHERS[name]
     given = {k: v for k, v in options.items() if v is not None}
     for key in given:
         if key not in inspect.signature(launch).parameters:
             raise BarkError(f"--{key} is not an option of --launcher {name}; drop it")
     return functools.partial(launch, **given)
+
+
+def missing(name: str) -> str | None:
+    """Why the named launcher cannot run here (the package it needs is not installed), or None."""
+    if name not in NEEDS:
+        return None
+    try:
+        importlib.import_module(NEEDS[name])
+    except ImportError:
+        return f"--launcher {name} needs {NEEDS[name]}, which is not installed; pip install 'barkbench[{name}]'"
+    return None
 
 
 def run_study(study: Path, launch=None) -> int | None:
