@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # pip never pulls the multi-GB CUDA build. Override on a machine with a GPU: make install TORCH=torch
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test quick lint bench clean
+.PHONY: install demo test quick lint bench bench-ray clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m barkbench.bench
+
+# The same 8-run study through --launcher local --jobs 2 and --launcher ray: Ray's cost per run.
+bench-ray: install
+	$(BIN)/python -m barkbench.bench_launchers
 
 clean:
 	rm -rf $(VENV) runs/*/ .pytest_cache .ruff_cache
