@@ -153,6 +153,16 @@ def test_a_head_started_apart_is_joined_by_its_address_and_gives_the_local_figur
     assert {meta(run)["threads"] for run in runs_by_name(study).values()} == {2}
 
 
+@pytest.mark.parametrize(
+    "address, words", [("not an address", "--address must be"), ("127.0.0.1:{port}", "no Ray cluster answers at")]
+)
+def test_an_address_where_no_cluster_answers_is_a_clear_error_at_once(tmp_path, address, words):
+    args = ["compare", "--config", SMOKE, "--runs-dir", tmp_path / "runs", *QUICK, "--launcher", "ray"]
+    result = cli(*args, "--address", address.format(port=free_port()))  # a port where nothing listens
+    assert result.exit_code == 2, result.output
+    assert words in result.stderr and "Traceback" not in result.output
+
+
 def test_a_worker_killed_mid_run_is_retried_and_the_run_resumes_to_the_figures_of_an_uninterrupted_one(
     tmp_path, ray_env
 ):

@@ -42,7 +42,7 @@ RETRIES = 3  # how many times Ray runs a task again after its worker or node die
 OBJECT_STORE = 128 * 2**20  # bytes, for the Ray started here: the tasks exchange a few small dicts
 EVERY = 0.1  # seconds between two progress events of one task: the display redraws no faster
 PATIENCE = 10  # seconds a node waits for the study directory to appear (NFS caches directory entries)
-ADDRESS = re.compile(r"auto|ray://\S+|[^\s:/]+:\d+")
+ADDRESS = re.compile(r"auto|ray://\S+|(?P<host>[^\s:/]+):(?P<port>\d+)")
 
 
 def launch(todo: list[dict], study: Path, show, address: str | None = None) -> int | None:
@@ -50,8 +50,8 @@ def launch(todo: list[dict], study: Path, show, address: str | None = None) -> i
     cluster at `address`; return the signal that interrupted them, or None."""
     import ray
 
-    if address is not None and not ADDRESS.fullmatch(address):
-        raise BarkError(f"--address must be ray://HOST:PORT, HOST:PORT or auto, but it is {address!r}")
+    if address is not None:
+        check_address(address)
     study = study.resolve()  # the workers' current directory is not this one
     threads = [job["config"]["threads"] for job in todo]
     sigterm = signal.getsignal(signal.SIGTERM)  # ray.init sets its own; it comes back at the end
@@ -81,6 +81,22 @@ def launch(todo: list[dict], study: Path, show, address: str | None = None) -> i
 def stop_now(signum: int) -> None:
     """The second Ctrl-C or SIGTERM: stop waiting for the tasks."""
     raise KeyboardInterrupt
+
+
+def check_address(address: str) -> None:
+    """A well-formed address, and for HOST:PORT something listening there: ray.init waits for
+    ever on a port where no cluster answers."""
+    form = ADDRESS.fullmatch(address)
+    if form is None:
+        raise BarkError(f"--address must be ray://HOST:PORT, HOST:PORT or auto, but it is {address!r}")
+    if form["host"]:
+        try:
+            socket.create_connection((form["host"], int(form["port"])), timeout=10).close()
+        except OSError as error:
+            raise BarkError(
+                f"no Ray cluster answers at {address} ({error.strerror or error}); "
+                "give the address that `ray start --head` printed"
+            ) from None
 
 
 def connect(ray, address: str | None, cpus: int) -> None:
@@ -150,7 +166,7 @@ def outcome(ray, ref, started: bool) -> dict:
     except ray.exceptions.TaskCancelledError:  # taken off the queue, or cancelled as it began
         return {"status": "interrupted" if started else "not started"}
     except ray.exceptions.RayError as error:  # its worker or node died more times than Ray retries
-        return {"status": "dead", "message": str(error).strip().splitlines()[0]}
+        return {"status": "dead", "message": reason(error)}
 
 
 def gpus(device: str, cluster_gpus: float) -> int:
@@ -194,10 +210,22 @@ def check_nodes(ray, study: Path, digest: str, threads: int) -> int:
         )
     probe = ray.remote(num_cpus=0)(unseen)
     pinned = [NodeAffinitySchedulingStrategy(n["NodeID"], soft=False) for n in nodes]
-    for problem in ray.get([probe.options(scheduling_strategy=s).remote(str(study), digest) for s in pinned]):
+    try:
+        problems = ray.get([probe.options(scheduling_strategy=s).remote(str(study), digest) for s in pinned])
+    except ray.exceptions.RayError as error:  # barkbench missing on a node, most often
+        raise BarkError(
+            f"a Ray node could not run barkbench ({reason(error)}); install barkbench on every node"
+        ) from None
+    for problem in problems:
         if problem:
             raise BarkError(problem)
     return len(nodes)
+
+
+def reason(error: Exception) -> str:
+    """What went wrong in Ray, in one line: the task's own exception, or Ray's first line."""
+    cause = getattr(error, "cause", None)  # what a task raised, inside Ray's RayTaskError
+    return f"{type(cause).__name__}: {cause}" if cause is not None else str(error).strip().splitlines()[0]
 
 
 # ---- in the workers ----------------------------------------------------------------------------
