@@ -9,6 +9,10 @@ that trains every job of `todo` (barkbench/study/job.py runs one), calls show(in
 as they go (a step's figures, or {"status": ...}), stops them at a checkpoint on Ctrl-C or
 SIGTERM (its own signal handling), and leaves the rest to the run directories, which are the
 same whichever launcher wrote them. So `--resume` works with any launcher.
+
+The launchers: local (study/local.py, worker processes on this machine) and ray
+(study/ray_cluster.py, Ray tasks on a cluster), whose package is an optional extra (NEEDS),
+checked with the other options before anything is written.
 """
 
 from __future__ import annotations
