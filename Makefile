@@ -1,24 +1,41 @@
-# `make demo` is the whole set-up on a fresh machine: a virtual environment, the CPU build of
-# PyTorch, barkbench itself, then one small training run that prints samples.
+# `make demo` is the whole set-up on a fresh machine: a virtual environment, PyTorch, barkbench
+# itself, then one small training run that prints samples. `make test` runs every test.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build: installed first, so that pyproject's `torch>=2.2` is already satisfied and
-# pip never pulls the multi-GB CUDA build. Override on a machine with a GPU: make install TORCH=torch
+# PyTorch goes in first, so that pyproject's `torch>=2.2` is already met and pip adds no other
+# build. On the machines this project is built on, torch==2.13.0 is a CPU build that lies on
+# disk. From the public index on Linux it is the CUDA build (about 2.8 GB with its nvidia
+# packages); for the CPU-only build (about 200 MB) on a machine without a GPU:
+#     make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Another version or build replaces the installed one: make install TORCH="torch==2.5.1"
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+# One stamp per choice of torch, so that asking for another one installs it.
+TORCH_STAMP := $(VENV)/.torch-$(shell printf '%s %s' '$(TORCH)' '$(TORCH_INDEX)' | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test quick lint bench clean
+.PHONY: install demo test quick lint bench bench-ray clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
+	@echo "==> creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev]"
+
+$(TORCH_STAMP): | $(BIN)/python
+	@echo "==> installing $(TORCH)$(if $(TORCH_INDEX), from $(TORCH_INDEX)): the largest download; pip shows its progress"
+	$(BIN)/pip install --force-reinstall $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple) "$(TORCH)"
+	rm -f $(VENV)/.torch-* && touch $@
+
+$(VENV)/.installed: pyproject.toml $(TORCH_STAMP)
+	@echo "==> installing barkbench (editable) with typer, rich, pydantic, safetensors, matplotlib,"
+	@echo "    and the extras the tests use: pytest, ruff, Ray (--launcher ray), TensorBoard (log.tensorboard)"
+	$(BIN)/pip install -q -e ".[dev,ray,tensorboard]"
+	@echo "==> installed; activate it with: source $(VENV)/bin/activate"
 	touch $@
 
 demo: install
-	$(BIN)/barkbench train --config configs/baby.yaml
+	$(BIN)/barkbench train --config baby
 
 test: install
 	$(BIN)/pytest -q
@@ -33,6 +50,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m barkbench.bench
+
+# The same 8-run study through --launcher local --jobs 2 and --launcher ray: Ray's cost per run.
+bench-ray: install
+	$(BIN)/python -m barkbench.bench_launchers
 
 clean:
 	rm -rf $(VENV) runs/*/ .pytest_cache .ruff_cache

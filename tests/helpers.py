@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from barkbench.cli import app
-from barkbench.config import RunConfig, validate
+from barkbench.config import RunConfig, read_yaml, validate
 from barkbench.models import build_model
 from barkbench.rundir import read_jsonl, start_run
 from barkbench.train import train
@@ -19,7 +24,10 @@ from barkbench.vocab import VOCAB
 V = len(VOCAB)
 RUNNER = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
+SMOKE = Path(__file__).resolve().parent.parent / "configs" / "compare" / "smoke.yaml"
 TIMING = {"tokens_per_second", "wall_seconds"}  # the figures no two runs share
+# Same threads in every process that is compared, and no fight over 2 cores.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 # A run that trains in well under a second: 3 steps, evaluated after each.
 TINY = {
@@ -127,6 +135,59 @@ def all_figures(run: Path) -> tuple[list[dict], dict, list[dict]]:
     return figures(run), final, read_jsonl(run / "samples.jsonl")
 
 
+def runs_by_name(study: Path) -> dict[str, Path]:
+    """A study's run directories by their config name."""
+    return {read_yaml(p / "config.yaml")["name"]: p for p in study.iterdir() if p.is_dir()}
+
+
+def results(study: Path) -> dict:
+    return json.loads((study / "results.json").read_text())
+
+
+def result_figures(study: Path) -> dict:
+    """results.json's rows by name, without what differs from one training of them to the next."""
+    return {r["name"]: {k: v for k, v in r.items() if k not in TIMING | {"run"}} for r in results(study)["runs"]}
+
+
 def cli(*args):
     """`barkbench ARGS` through typer's CliRunner; paths may be given as Path objects."""
     return RUNNER.invoke(app, [str(a) for a in args])
+
+
+class Proc:
+    """`python -m barkbench ARGS` in the background, its output in files (no pipe to fill up)."""
+
+    def __init__(self, args, cwd: Path, name: str, env: dict = ENV):
+        self.out, self.err = cwd / f"{name}.stdout", cwd / f"{name}.stderr"
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "barkbench", *map(str, args)], cwd=cwd, env=env, stdout=out, stderr=err
+            )
+
+    def wait(self, timeout: float = 120) -> int:
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise
+
+    @property
+    def stderr(self) -> str:
+        return self.err.read_text()
+
+    def kill_if_running(self):
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+def wait_for(predicate, proc: Proc, timeout: float = 60, what: str = "") -> None:
+    """Poll until predicate() holds; fail if the process ends first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.popen.poll() is not None:
+            pytest.fail(f"the process ended (status {proc.popen.returncode}) before {what}:\n{proc.stderr}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)

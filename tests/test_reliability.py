@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import pickle
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from helpers import SHORT as TINY
-from helpers import cli, figures, meta, metrics, only_run
+from helpers import Proc, cli, figures, meta, metrics, only_run, wait_for
 from safetensors.torch import load_file
 
 from barkbench import rundir
@@ -38,55 +34,12 @@ SLOW = copy.deepcopy(TINY)
 SLOW["train"].update(steps=200, eval_every=5, checkpoint_every=5)
 SLOW_STEPS = SLOW["train"]["steps"]
 
-# Same threads in every process that is compared, and no fight over 2 cores.
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-
-
 # ---- helpers ------------------------------------------------------------------------------
 
 
 def write_config(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-class Proc:
-    """`python -m barkbench ARGS` in the background, its output in files (no pipe to fill up)."""
-
-    def __init__(self, args, cwd: Path, name: str):
-        self.out, self.err = cwd / f"{name}.stdout", cwd / f"{name}.stderr"
-        with open(self.out, "w") as out, open(self.err, "w") as err:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "barkbench", *map(str, args)], cwd=cwd, env=ENV, stdout=out, stderr=err
-            )
-
-    def wait(self, timeout: float = 120) -> int:
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
-            raise
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text()
-
-    def kill_if_running(self):
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait()
-
-
-def wait_for(predicate, proc: Proc, timeout: float = 60, what: str = "") -> None:
-    """Poll until predicate() holds; fail if the process ends first or time runs out."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc.popen.poll() is not None:
-            pytest.fail(f"the process ended (status {proc.popen.returncode}) before {what}:\n{proc.stderr}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def checkpoints(run: Path) -> list[Path]:

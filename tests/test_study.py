@@ -4,20 +4,20 @@ and every launcher giving the local launcher's results."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import PNG, TIMING
+from helpers import PNG, SMOKE, result_figures, results, runs_by_name
 
 from barkbench.cli import app
 from barkbench.errors import BarkError
 from barkbench.rundir import read_jsonl
 from barkbench.study import findings, job, plan, sentences
-from barkbench.study.launch import LAUNCHERS, launcher, run_study
+from barkbench.study.launch import LAUNCHERS, launcher, missing, run_study
 from barkbench.tasks import TASKS
 
-SMOKE = Path(__file__).resolve().parent.parent / "configs" / "compare" / "smoke.yaml"
 # A few steps of the tiniest models: every run of a study here trains in well under a second.
 FAST = {
     "task": {"name": "echo", "message_length": 2, "min_gap": 0, "max_gap": 6, "train_size": 64, "val_size": 32},
@@ -39,14 +39,6 @@ def study_config(**changes) -> dict:
 
 def start(write_config, tmp_path, data: dict, overrides=()) -> Path:
     return plan.start_study(write_config(data, "study.yaml"), list(overrides), tmp_path / "runs")
-
-
-def runs_by_name(study: Path) -> dict[str, Path]:
-    return {yaml.safe_load((p / "config.yaml").read_text())["name"]: p for p in study.iterdir() if p.is_dir()}
-
-
-def results(study: Path) -> dict:
-    return json.loads((study / "results.json").read_text())
 
 
 # ---- expansion and validation, nothing trained -------------------------------------------
@@ -245,6 +237,15 @@ def test_a_bad_launcher_or_launcher_option_is_refused_before_anything_is_written
     assert not runs.exists()
 
 
+def test_a_launcher_whose_extra_is_not_installed_is_refused_before_anything_is_written(tmp_path, runner, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["compare", "--config", str(SMOKE), "--runs-dir", str(runs), "--launcher", "ray"])
+    assert result.exit_code == 2, result.output
+    assert "--launcher ray needs ray, which is not installed; pip install 'barkbench[ray]'" in result.stderr
+    assert "Traceback" not in result.output and not runs.exists()
+
+
 def test_resume_needs_a_study_directory(tmp_path, runner):
     result = runner.invoke(app, ["compare", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "no study.yaml" in result.stderr
@@ -410,14 +411,11 @@ def test_a_cycle_study_plots_stop_rate_and_cycle_adherence(tmp_path, write_confi
 # ---- every launcher: the local launcher's results ------------------------------------------
 
 
-def result_figures(study: Path) -> dict:
-    """results.json's rows by name, without what differs from one training of them to the next."""
-    return {r["name"]: {k: v for k, v in r.items() if k not in TIMING | {"run"}} for r in results(study)["runs"]}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", list(LAUNCHERS))
 def test_every_launcher_gives_the_results_of_the_local_launcher(tmp_path, write_config, runner, launcher):
+    if problem := missing(launcher):
+        pytest.skip(problem)
     figures = {}
     for name, options in {
         "reference": ["--launcher", "local", "--jobs", "1"],

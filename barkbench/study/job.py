@@ -1,5 +1,7 @@
 """One job of a study: train one combination in its run directory, in whatever worker process a
-launcher runs it. A job is idempotent: run again, it resumes from its last checkpoint."""
+launcher runs it. A job is idempotent: run again (a launcher's retry after its worker died, or
+`--resume`), it finds the run directory an earlier attempt made and resumes it from its last
+checkpoint, so every launcher gets retries for free."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import Callable
 
 from barkbench.config import RunConfig
 from barkbench.errors import BarkError, Interrupted
-from barkbench.rundir import now, start_run, truncate_metrics, update_meta
+from barkbench.rundir import list_checkpoints, load_run_config, now, read_json, start_run, truncate_metrics, update_meta
+from barkbench.study.plan import study_runs
 from barkbench.train import train
 
 
@@ -28,18 +31,27 @@ def run_job(
     """Train one combination: {"status": completed | interrupted | failed, "message": ...}.
 
     A failure is recorded in the run's meta.json and returned, never raised, so that the other
-    runs of the study go on. job: {"index", "name", "config" (a RunConfig as a dict), "run"
-    (its directory, or None to create one), "resume" (whether it has a checkpoint to resume)}.
+    runs of the study go on. job: {"index", "name", "config" (the combination's RunConfig as a
+    dict)}. The run is found by its name among the study's run directories: a new one is made
+    for a combination that has none; one that exists goes on from its last checkpoint with its
+    own config (the one its checkpoints were made with), or starts again without one. That
+    includes a run left `running` by a worker that died: the launcher that runs this job again
+    knows that worker is gone (a study process still running is refused earlier, by `todo`).
     """
-    cfg = RunConfig.model_validate(job["config"])
-    run = Path(job["run"]) if job["run"] else None
+    run = None
     try:
+        run = study_runs(study).get(job["name"])
         if run is None:
+            cfg, resume = RunConfig.model_validate(job["config"]), False
             run = start_run(cfg, study)
-        elif not job["resume"]:
-            truncate_metrics(run, 0)  # a restart: drop what it wrote before its first checkpoint
+        else:
+            if (run / "meta.json").exists() and read_json(run / "meta.json").get("status") == "completed":
+                return {"status": "completed"}  # an earlier attempt finished it, then lost its worker
+            cfg, resume = load_run_config(run), bool(list_checkpoints(run))
+            if not resume:
+                truncate_metrics(run, 0)  # a restart: drop what it wrote before its first checkpoint
         on_start(run)
-        train(run, cfg, resume=job["resume"], on_step=on_step, stop_requested=stop_requested)
+        train(run, cfg, resume=resume, on_step=on_step, stop_requested=stop_requested)
         return {"status": "completed"}
     except Interrupted as error:
         return {"status": "interrupted", "message": str(error)}  # train saved a checkpoint and said so

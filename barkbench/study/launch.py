@@ -9,34 +9,45 @@ that trains every job of `todo` (barkbench/study/job.py runs one), calls show(in
 as they go (a step's figures, or {"status": ...}), stops them at a checkpoint on Ctrl-C or
 SIGTERM (its own signal handling), and leaves the rest to the run directories, which are the
 same whichever launcher wrote them. So `--resume` works with any launcher.
+
+The launchers: local (study/local.py, worker processes on this machine) and ray
+(study/ray_cluster.py, Ray tasks on a cluster), whose package is an optional extra (NEEDS),
+checked with the other options before anything is written.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from pathlib import Path
 
 from barkbench.display import err, study_progress
 from barkbench.errors import BarkError
-from barkbench.rundir import list_checkpoints, load_run_config, read_json, shown_status
-from barkbench.study import local
+from barkbench.rundir import list_checkpoints, read_json, shown_status
+from barkbench.study import local, ray_cluster
 from barkbench.study.plan import load_study, study_runs
 
 LAUNCHERS = {
     "local": local.launch,
+    "ray": ray_cluster.launch,
 }
+# What a launcher needs beyond barkbench's own dependencies: the package it imports, which the
+# extra of the launcher's name installs (pip install 'barkbench[ray]').
+NEEDS = {"ray": "ray"}
 
 
 def todo(study: Path) -> tuple[list[dict], int]:
-    """The jobs of a study that have not completed (runs with a checkpoint resume, the rest
-    start again), biggest first, and how many completed runs are kept."""
+    """The jobs of a study that have not completed, biggest first, and how many completed runs
+    are kept. Each job finds its own run directory (study/job.py); here a run only says where
+    its progress starts (its last checkpoint), or that it is still running in another study
+    process, which is refused."""
     combos = load_study(study)
     runs = study_runs(study)
     jobs = []
     for combo in combos:
         run = runs.get(combo["name"])
-        job = {"name": combo["name"], "config": combo["config"].model_dump(), "run": None, "resume": False, "start": 0}
+        job = {"name": combo["name"], "config": combo["config"].model_dump(), "start": 0}
         if run is not None:
             meta = read_json(run / "meta.json") if (run / "meta.json").exists() else {}
             status = shown_status(meta)
@@ -46,9 +57,7 @@ def todo(study: Path) -> tuple[list[dict], int]:
                 raise BarkError(
                     f"run {run} is still running (pid {meta.get('pid')}); wait for that study to finish or stop it first"
                 )
-            cfg = load_run_config(run)  # its own config: the one its checkpoints were made with
-            resume = bool(list_checkpoints(run))
-            job.update(config=cfg.model_dump(), run=str(run), resume=resume, start=meta.get("step", 0) if resume else 0)
+            job["start"] = meta.get("step", 0) if list_checkpoints(run) else 0
         jobs.append(job)
     jobs.sort(key=size, reverse=True)
     return [{**job, "index": i} for i, job in enumerate(jobs)], len(combos) - len(jobs)
@@ -69,12 +78,25 @@ def launcher(name: str, **options):
     anything is written: launcher(todo, study, show) -> the signal that interrupted it, or None."""
     if name not in LAUNCHERS:
         raise BarkError(f"--launcher {name!r} is not one of: {', '.join(LAUNCHERS)}")
+    if problem := missing(name):
+        raise BarkError(problem)
     launch = LAUNCHERS[name]
     given = {k: v for k, v in options.items() if v is not None}
     for key in given:
         if key not in inspect.signature(launch).parameters:
             raise BarkError(f"--{key} is not an option of --launcher {name}; drop it")
     return functools.partial(launch, **given)
+
+
+def missing(name: str) -> str | None:
+    """Why the named launcher cannot run here (the package it needs is not installed), or None."""
+    if name not in NEEDS:
+        return None
+    try:
+        importlib.import_module(NEEDS[name])
+    except ImportError:
+        return f"--launcher {name} needs {NEEDS[name]}, which is not installed; pip install 'barkbench[{name}]'"
+    return None
 
 
 def run_study(study: Path, launch=None) -> int | None:
