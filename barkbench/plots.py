@@ -121,14 +121,15 @@ def memory_map(lines: list[dict], axis: list[str], key: str, path: Path, title: 
     cmap = LinearSegmentedColormap.from_list("recall", ["#2b0a3d", "#b63679", "#fb8761", "#fcfdbf"]).with_extremes(
         bad="#e8e8e8"
     )
-    width = max(3.0, 0.75 * len(axis) + 1.0)
-    fig, axes = plt.subplots(
-        1,
-        len(labels),
-        figsize=(width * len(labels) + 1.5, 2.2 + 0.5 * len(values)),
-        squeeze=False,
-        layout="constrained",
+    width, height = max(3.0, 0.75 * len(axis) + 1.0), 1.6 + 0.6 * len(values)
+    cols = min(2, len(labels))  # two panels a row: wide enough to read every cell
+    rows = -(-len(labels) // cols)
+    fig, grid_axes = plt.subplots(
+        rows, cols, figsize=(width * cols + 1.5, height * rows + 0.8), squeeze=False, layout="constrained"
     )
+    axes = [[ax for row in grid_axes for ax in row]]
+    for ax in axes[0][len(labels) :]:
+        ax.set_visible(False)
     image, hatched_any = None, False
     for ax, label in zip(axes[0], labels):
         grid = [[None] * len(axis) for _ in values]
@@ -153,8 +154,11 @@ def memory_map(lines: list[dict], axis: list[str], key: str, path: Path, title: 
         ax.set_xticks(range(len(axis)), axis, rotation=45, fontsize=7)
         ax.set_yticks(range(len(values)), [str(v) for v in values])
         ax.set(title=label, xlabel=f"{task.buckets.name} bucket")
-    axes[0][0].set_ylabel(key)
-    fig.colorbar(image, ax=axes[0].tolist(), label=f"test accuracy\n(chance {findings['chance']:.2f} at the bottom)")
+    for ax in axes[0][::cols]:
+        ax.set_ylabel(key)
+    fig.colorbar(
+        image, ax=axes[0][: len(labels)], label=f"test accuracy\n(chance {findings['chance']:.2f} at the bottom)"
+    )
     notes = "grey: not measured" + "; hatched: never trained on" * hatched_any
     fig.suptitle(
         f"{title}\nwhat each model still recalls, by {key.rsplit('.', 1)[-1]} and {task.buckets.name} ({notes})"
@@ -206,7 +210,7 @@ def study_curves(study: Path, rows: list[dict], path: Path, title: str) -> None:
             axes[1][col].plot(steps, [m.get("bark_accuracy") for m in metrics], style, color=colour, alpha=0.8)
         axes[0][col].set(title=label, ylabel="validation loss (nats per answer token)")
         axes[1][col].set(xlabel="training step", ylabel="validation accuracy (barks)", ylim=(0, 1.05))
-        if len(members) <= 12:
+        if 0 < len(members) <= 12:
             axes[0][col].legend(fontsize="x-small")
     fig.suptitle(f"{title}: every run's validation curves\n(colour: sweep and tune values; line style: seed)")
     save(fig, path)

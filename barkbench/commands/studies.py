@@ -35,7 +35,11 @@ def compare_models(
         show_default=False,
         autocompletion=locate.complete_runs,
     ),
-    launcher: str = typer.Option("local", "--launcher", help="How the runs are trained: local (this machine's cores)."),
+    launcher: str = typer.Option(
+        "local",
+        "--launcher",
+        help="How the runs are trained: local (this machine's cores) or ray (Ray tasks; a cluster with --address).",
+    ),
     address: Optional[str] = typer.Option(
         None, "--address", help="The cluster a launcher joins (--launcher ray).", show_default=False
     ),
@@ -70,14 +74,16 @@ def compare_models(
         directory = start_study(locate.config_path(config), overrides or [], runs_dir)
     err.print(f"study directory: {directory}", highlight=False, soft_wrap=True)
     interrupted = run_study(directory, launch)
+    again = f"barkbench compare --resume {directory}" + (f" --launcher {launcher}" if launcher != "local" else "")
+    again += f" --address {address}" if address else ""
     rows = show_findings(directory)
     unfinished = [r["name"] for r in rows if r["status"] != "completed"]
     if interrupted:
-        raise Interrupted(f"interrupted; resume with: barkbench compare --resume {directory}", interrupted)
+        raise Interrupted(f"interrupted; resume with: {again}", interrupted)
     if unfinished:
         raise RunFailed(
             f"{len(unfinished)} of {len(rows)} runs did not complete ({', '.join(unfinished)}); report.md says why. "
-            f"Try them again with: barkbench compare --resume {directory}"
+            f"Try them again with: {again}"
         )
 
 

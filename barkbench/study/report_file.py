@@ -55,7 +55,8 @@ def bucket_table(findings: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["model"] + axis + ["collapse", "seeds' collapse"]
     cells = []
     for line in lines:
-        row = [line["name"]] + [pm(line["by_bucket"].get(b), 2) + "*" * (b not in line["trained"]) for b in axis]
+        marked = [b in line["by_bucket"] and b not in line["trained"] for b in axis]
+        row = [line["name"]] + [pm(line["by_bucket"].get(b), 2) + "*" * m for b, m in zip(axis, marked)]
         done = bool(line["completed"])
         row += [(line["collapse"] or "none") if done else "-", where(line, axis) if done else "-"]
         cells.append(row)

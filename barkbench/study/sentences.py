@@ -80,7 +80,11 @@ def seeds_say(line: dict) -> str:
         return f"; so does every one of its {len(points)} seeds"
     span = fallen[0] if len(fallen) == 1 else f"{fallen[0]} to {fallen[-1]}"
     if never:
-        return f"; {never} of its {len(points)} seeds never fall below {THRESHOLD}, the others at {span}"
+        rest = len(points) - never
+        return (
+            f"; {never} of its {len(points)} seeds never {'falls' if never == 1 else 'fall'} below {THRESHOLD}, "
+            f"the {'other' if rest == 1 else 'others'} at {span}"
+        )
     return f"; its {len(points)} seeds fall below {THRESHOLD} at {span}"
 
 
@@ -115,8 +119,8 @@ def compare(lines: list[dict], axis: list[str]) -> str | None:
             else:
                 tiers.append([line])
         parts = []
-        for tier in tiers:
-            shown = [f"{line['name']} ({where(line, axis)})" for line in tier]
+        for tier in tiers:  # within a cell the cell goes without saying: the model's label is enough
+            shown = [f"{line['label'] if cell else line['name']} ({where(line, axis)})" for line in tier]
             parts.append(shown[0] if len(tier) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]} (indistinguishable)")
         prefix = f"At {cell}, r" if cell else "R"
         sentences.append(
