@@ -4,6 +4,7 @@ needs, shaded orange) and the answer (after the dashed line), and names the run.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from barkbench.plots import plt, save
@@ -41,7 +42,8 @@ def heads(weights, rows: list[str], cols: list[str], path: Path, title: str, yla
         ax.set(xlabel=xlabel, ylabel=ylabel if h == 0 else "")
         marks(ax)
     fig.colorbar(image, ax=axes[0].tolist(), label="attention weight (each row sums to 1)", shrink=0.8)
-    fig.suptitle(title)
+    width = int((size * n + 1.2) * 9)  # about the characters a line of the figure holds
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in title.split("\n")), fontsize="medium")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -21,6 +21,10 @@ RUN = typer.Argument(
 )
 
 
+def resume_option(help: str):
+    return typer.Option(None, "--resume", help=help, show_default=False, autocompletion=locate.complete_runs)
+
+
 def config_option(help: str):
     return typer.Option(None, "--config", "-c", help=help, show_default=False, autocompletion=locate.complete_configs)
 

@@ -8,7 +8,15 @@ from typing import List, Optional
 import typer
 
 from barkbench import locate
-from barkbench.commands.options import OVERRIDES, RUN, RUNS_DIR, check_directory, check_prompt, config_option
+from barkbench.commands.options import (
+    OVERRIDES,
+    RUN,
+    RUNS_DIR,
+    check_directory,
+    check_prompt,
+    config_option,
+    resume_option,
+)
 from barkbench.display import err, out
 from barkbench.errors import BarkError
 
@@ -17,12 +25,8 @@ def train(
     config: Optional[Path] = config_option("A training config: a YAML path or a shipped config's name."),
     overrides: Optional[List[str]] = OVERRIDES,
     runs_dir: Path = RUNS_DIR,
-    resume: Optional[Path] = typer.Option(
-        None,
-        "--resume",
-        help="Continue an interrupted run; with train.steps=N, train a completed one on to N steps.",
-        show_default=False,
-        autocompletion=locate.complete_runs,
+    resume: Optional[Path] = resume_option(
+        "Continue an interrupted run; with train.steps=N, train a completed one on to N steps."
     ),
 ):
     """Train one model and write a run directory (config, metrics, samples, checkpoints, curves.png).

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from barkbench import locate
-from barkbench.commands.options import RUNS_DIR, check_directory, config_option
+from barkbench.commands.options import RUNS_DIR, check_directory, config_option, resume_option
 from barkbench.display import err, out
 from barkbench.errors import BarkError, Interrupted, RunFailed
 
@@ -28,12 +28,8 @@ def compare_models(
         help="Runs trained at once (--launcher local; default: as many as the cores hold).",
         show_default=False,
     ),
-    resume: Optional[Path] = typer.Option(
-        None,
-        "--resume",
-        help="Finish an interrupted study: its path, `latest`, or the start of its name.",
-        show_default=False,
-        autocompletion=locate.complete_runs,
+    resume: Optional[Path] = resume_option(
+        "Finish an interrupted study: its path, `latest`, or the start of its name."
     ),
     launcher: str = typer.Option(
         "local",
