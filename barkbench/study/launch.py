@@ -64,13 +64,15 @@ def todo(study: Path) -> tuple[list[dict], int]:
 
 
 def size(job: dict) -> int:
-    """Parameters x steps still to train: what a job costs, roughly. The biggest start first, so
-    that the last job to start is a short one and no worker sits idle while one long run finishes alone."""
+    """Parameters x tokens still to train (steps x the longest sequence): what a job costs,
+    roughly. The biggest start first, so that the last job to start is a short one and no worker
+    sits idle while one long run finishes alone."""
     from barkbench.config import RunConfig
     from barkbench.models import build_model, count_params
 
     cfg = RunConfig.model_validate(job["config"])
-    return count_params(build_model(cfg.model, len(cfg.vocab))) * (cfg.train.steps - job["start"])
+    tokens = (cfg.train.steps - job["start"]) * cfg.longest_sequence()
+    return count_params(build_model(cfg.model, len(cfg.vocab))) * tokens
 
 
 def launcher(name: str, **options):
