@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from barkbench import __version__
 from barkbench.commands import info, runs, studies
@@ -21,6 +21,9 @@ app = typer.Typer(
     help="Train tiny language models on the bark language and watch recurrence forget what attention remembers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: typer's rich panels import a markdown parser, a tenth of a second before `--help`
+    # answers; the commands' own tables and progress still come through rich.
+    rich_markup_mode=None,
 )
 
 
@@ -50,7 +53,7 @@ def friendly(command):
         try:
             return command(*args, **kwargs)
         except BarkError as e:
-            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+            err.print(Text("error:", style="red"), Text(str(e)), highlight=False, soft_wrap=True)  # never markup
             raise typer.Exit(exit_code(e)) from None
         except KeyboardInterrupt:
             err.print("interrupted", highlight=False)
@@ -59,15 +62,21 @@ def friendly(command):
     return wrapper
 
 
-# Every command, with the module that holds it; `friendly` turns their BarkErrors into exit statuses.
-app.command()(friendly(runs.train))
-app.command()(friendly(runs.generate))
-app.command("inspect")(friendly(runs.inspect_run))
-app.command("runs")(friendly(info.list_runs))
-app.command()(friendly(info.validate))
-app.command("configs")(friendly(info.list_configs))
-app.command("compare")(friendly(studies.compare_models))
-app.command("report")(friendly(studies.report_study))
+def command(name: str, function) -> None:
+    """Register a command: its whole first docstring line is its one-line help, and `friendly`
+    turns its BarkErrors into exit statuses."""
+    app.command(name, short_help=function.__doc__.split("\n")[0].rstrip("."))(friendly(function))
+
+
+# Every command, with the module that holds it.
+command("train", runs.train)
+command("generate", runs.generate)
+command("inspect", runs.inspect_run)
+command("runs", info.list_runs)
+command("validate", info.validate)
+command("configs", info.list_configs)
+command("compare", studies.compare_models)
+command("report", studies.report_study)
 
 
 def main():

@@ -34,6 +34,7 @@ from barkbench.models import DEFAULT_MODEL, MODELS, family_of
 from barkbench.schema import Section
 from barkbench.tasks import DEFAULT_TASK, TASKS, task_of
 from barkbench.vocab import encode
+from barkbench.yamlfile import read_yaml
 
 
 def one_of(registry: dict, default: str):
@@ -189,28 +190,6 @@ def checks_for(cfg: RunConfig) -> list:
 
 
 # ---- reading, overriding and reporting ----------------------------------------------------
-
-
-def read_yaml(path: str | Path) -> dict:
-    """A YAML file that must hold a mapping; every way it can fail is a one-sentence BarkError."""
-    path = Path(path)
-    if not path.is_file():
-        raise BarkError(f"config file '{path}' does not exist; check the path")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "it cannot be parsed"
-        raise BarkError(f"config file '{path}' is not valid YAML{where} ({problem}); fix the syntax there") from None
-    if data is None:
-        raise BarkError(f"config file '{path}' is empty; give it at least a task and a model section")
-    if not isinstance(data, dict):
-        raise BarkError(
-            f"config file '{path}' holds a {type(data).__name__}, not a mapping of keys; "
-            "write it as `key: value` lines (task:, model:, train:, ...)"
-        )
-    return data
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> list[str]:

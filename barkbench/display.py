@@ -9,7 +9,6 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 
@@ -140,6 +139,15 @@ def study_progress(names: list[str], steps: list[int], start: list[int]):
     if not err.is_terminal:
         yield plain_progress(names, steps, start)
         return
+    from rich.progress import (  # the live display's machinery: only for a run in a terminal
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -15,11 +15,11 @@ import secrets
 import socket
 import time
 from datetime import datetime
-from importlib.metadata import version
 from pathlib import Path
 
 from barkbench import __version__
 from barkbench.errors import BarkError
+from barkbench.yamlfile import load_yaml
 
 STALE_SECONDS = 120  # a `running` run whose heartbeat is older than this, on another host, is dead
 
@@ -71,18 +71,23 @@ def create_run_dir(runs_dir: Path, name: str) -> Path:
 
 def start_run(cfg, runs_dir: Path) -> Path:
     """Create a run directory for a validated config and write its config and meta."""
+    from importlib.metadata import version
+
     from barkbench.config import to_yaml
 
     run = create_run_dir(Path(runs_dir), cfg.name)
     write_atomic(run / "config.yaml", to_yaml(cfg))
     versions = {"barkbench": __version__, "torch": version("torch"), "python": platform.python_version()}
-    update_meta(run, status="running", seed=cfg.seed, versions=versions, created=now())
+    # what `barkbench runs` shows, so that it lists runs without parsing their config.yaml
+    shown = {"model": cfg.model.name, "task": cfg.task.name, "steps": cfg.train.steps}
+    update_meta(run, status="running", seed=cfg.seed, versions=versions, created=now(), **shown)
     return run
 
 
 def load_run_config(run: Path):
     """A run directory's config, validated."""
-    from barkbench.config import read_yaml, validate  # pydantic: only for the commands that read configs
+    from barkbench.config import validate  # pydantic: only for the commands that read configs
+    from barkbench.yamlfile import read_yaml
 
     if not (run / "config.yaml").exists():
         raise BarkError(
@@ -136,20 +141,20 @@ def shown_status(meta: dict) -> str:
 
 def run_row(run: Path, root: Path) -> dict:
     """What `barkbench runs` shows of a run: name, model, task, status, progress, accuracy, age."""
-    import yaml
-
     meta = read_json(run / "meta.json")
     summary = read_json(run / "summary.json") if (run / "summary.json").exists() else {}
     metrics = read_jsonl(run / "metrics.jsonl")
-    cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    if "model" not in meta and (run / "config.yaml").exists():  # a run from before meta.json said
+        cfg = load_yaml((run / "config.yaml").read_text())
+        meta |= {"model": cfg["model"]["name"], "task": cfg["task"]["name"], "steps": cfg["train"]["steps"]}
     last = summary or (metrics[-1] if metrics else {})
     return {
         "name": str(run.relative_to(root)),
-        "model": cfg.get("model", {}).get("name", "?"),
-        "task": cfg.get("task", {}).get("name", "?"),
+        "model": meta.get("model", "?"),
+        "task": meta.get("task", "?"),
         "status": shown_status(meta),
         "step": meta.get("step", 0),
-        "steps": cfg.get("train", {}).get("steps", "?"),
+        "steps": meta.get("steps", "?"),
         "accuracy": last.get("bark_accuracy", last.get("val_accuracy")),
         "age_seconds": time.time() - (run / "meta.json").stat().st_mtime,
     }

@@ -15,11 +15,12 @@ import torch
 from typer.testing import CliRunner
 
 from barkbench.cli import app
-from barkbench.config import RunConfig, read_yaml, validate
+from barkbench.config import RunConfig, validate
 from barkbench.models import build_model
 from barkbench.rundir import read_jsonl, start_run
 from barkbench.train import train
 from barkbench.vocab import VOCAB
+from barkbench.yamlfile import read_yaml
 
 V = len(VOCAB)
 RUNNER = CliRunner()

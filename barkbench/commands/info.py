@@ -20,9 +20,9 @@ def list_runs(directory: Path = typer.Argument(Path("runs"), help="Where to look
 
     Examples:
 
-        barkbench runs
-
-        barkbench runs runs/long-context-20261122-101500-3f2a
+    \b
+      barkbench runs
+      barkbench runs runs/long-context-20261122-101500-3f2a
     """
     from barkbench.display import runs_table
     from barkbench.rundir import find_runs, run_row
@@ -51,9 +51,9 @@ def validate(
 
     Examples:
 
-        barkbench validate --config echo_gpt
-
-        barkbench validate --config configs/echo_gpt.yaml model.heads=3
+    \b
+      barkbench validate --config echo_gpt
+      barkbench validate --config configs/echo_gpt.yaml model.heads=3
     """
     from barkbench.config import load_config, to_yaml
 
@@ -67,9 +67,9 @@ def list_configs():
 
     Examples:
 
-        barkbench configs
-
-        barkbench configs && barkbench train --config echo_rnn
+    \b
+      barkbench configs
+      barkbench configs && barkbench train --config echo_rnn
     """
     from barkbench.display import grid_table
 

@@ -33,13 +33,11 @@ def train(
 
     Examples:
 
-        barkbench train --config baby
-
-        barkbench train --config configs/echo_gpt.yaml train.steps=500 model.layers=1
-
-        barkbench train --resume latest
-
-        barkbench train --resume runs/baby-20261122-101500-3f2a train.steps=600
+    \b
+      barkbench train --config baby
+      barkbench train --config configs/echo_gpt.yaml train.steps=500 model.layers=1
+      barkbench train --resume latest
+      barkbench train --resume runs/baby-20261122-101500-3f2a train.steps=600
     """
     from barkbench.config import load_config
     from barkbench.display import figures_table, print_samples, training_progress
@@ -71,8 +69,9 @@ def train(
 def resumed_config(run: Path, overrides: list[str]):
     """The config a resumed run goes on with: its own; with train.steps=N, the only override a
     resume takes, its own trained on to N steps (the cosine schedule stretched to the new end)."""
-    from barkbench.config import apply_overrides, read_yaml, to_yaml, validate
-    from barkbench.rundir import check_resumable, load_run_config, read_json, shown_status, write_atomic
+    from barkbench.config import apply_overrides, to_yaml, validate
+    from barkbench.rundir import check_resumable, load_run_config, read_json, shown_status, update_meta, write_atomic
+    from barkbench.yamlfile import read_yaml
 
     cfg = load_run_config(run)
     if not overrides:
@@ -93,6 +92,7 @@ def resumed_config(run: Path, overrides: list[str]):
             f"run {run} has trained {meta.get('step', 0)} steps already; give train.steps above that to train it on"
         )
     write_atomic(run / "config.yaml", to_yaml(cfg))
+    update_meta(run, steps=cfg.train.steps)
     return cfg
 
 
@@ -123,11 +123,10 @@ def generate(
 
     Examples:
 
-        barkbench generate latest
-
-        barkbench generate runs/echo-gpt-20261122-101500-3f2a --temperature 0 -n 8
-
-        barkbench generate RUN --prompt "User: woof arf speak Assistant:" --top-k 2 --seed 7
+    \b
+      barkbench generate latest
+      barkbench generate runs/echo-gpt-20261122-101500-3f2a --temperature 0 -n 8
+      barkbench generate RUN --prompt "User: woof arf speak Assistant:" --top-k 2 --seed 7
     """
     import torch
 
@@ -169,11 +168,10 @@ def inspect_run(
 
     Examples:
 
-        barkbench inspect latest
-
-        barkbench inspect runs/echo-rnn-20261122-101500-3f2a --out pictures/rnn
-
-        barkbench inspect RUN --prompt "User: woof arf ruff grrr speak woof Assistant:"
+    \b
+      barkbench inspect latest
+      barkbench inspect runs/echo-rnn-20261122-101500-3f2a --out pictures/rnn
+      barkbench inspect RUN --prompt "User: woof arf ruff grrr speak woof Assistant:"
     """
     import torch
 

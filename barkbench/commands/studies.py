@@ -48,11 +48,10 @@ def compare_models(
 
     Examples:
 
-        barkbench compare --config smoke
-
-        barkbench compare --config configs/compare/long_context.yaml --jobs 2 train.steps=500
-
-        barkbench compare --resume latest
+    \b
+      barkbench compare --config smoke
+      barkbench compare --config configs/compare/long_context.yaml --jobs 2 train.steps=500
+      barkbench compare --resume latest
     """
     from barkbench.study.launch import launcher as launcher_named
     from barkbench.study.launch import run_study
@@ -94,9 +93,9 @@ def report_study(
 
     Examples:
 
-        barkbench report latest
-
-        barkbench report runs/long-context-20261122-101500-3f2a
+    \b
+      barkbench report latest
+      barkbench report runs/long-context-20261122-101500-3f2a
     """
     directory = locate.directory(directory, "study")
     if not directory.is_dir():

@@ -22,10 +22,11 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from barkbench.config import RunConfig, apply_overrides, read_yaml, validate
+from barkbench.config import RunConfig, apply_overrides, validate
 from barkbench.config_errors import describe_errors, problems_to_error
 from barkbench.errors import BarkError
 from barkbench.rundir import create_run_dir, write_atomic
+from barkbench.yamlfile import read_yaml
 
 
 class CompareConfig(BaseModel):
