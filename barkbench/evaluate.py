@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from barkbench.tasks.common import Dataset, bucket_order
+from barkbench.buckets import bucket_order
+from barkbench.tasks.common import Dataset
 from barkbench.vocab import EOS, PAD
 
 

@@ -155,6 +155,21 @@ def cli(*args):
     return RUNNER.invoke(app, [str(a) for a in args])
 
 
+HEAVY = ("torch", "matplotlib", "pydantic")  # each costs a noticeable share of a second to import
+
+
+def heavy_imports(*args) -> set[str]:
+    """Which of HEAVY `barkbench ARGS` imports, run in a fresh interpreter (it must exit 0)."""
+    code = (
+        "import sys\nfrom barkbench.cli import main\nsys.argv = ['barkbench', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+        f"print('imported:', *[m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stdout.rsplit("imported:", 1)[1].split())
+
+
 class Proc:
     """`python -m barkbench ARGS` in the background, its output in files (no pipe to fill up)."""
 

@@ -12,6 +12,7 @@ import yaml
 from helpers import V, lively, model_config
 from pydantic import ValidationError
 
+from barkbench.buckets import power_of_two_bucket
 from barkbench.cli import app
 from barkbench.config import RunConfig, validate
 from barkbench.errors import BarkError
@@ -21,7 +22,6 @@ from barkbench.models.gpt.network import BarkGPT, sinusoids
 from barkbench.models.recurrent.network import BarkRNN
 from barkbench.rundir import start_run
 from barkbench.tasks import make_splits
-from barkbench.tasks.common import power_of_two_bucket
 from barkbench.train import train
 from barkbench.vocab import VOCAB
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
-from helpers import tiny
+from helpers import heavy_imports, tiny
 from safetensors.torch import load_file
 
 from barkbench import __version__, locate
@@ -334,6 +334,22 @@ def test_every_command_help_shows_an_example(runner, name):
     assert result.exit_code == 0, result.output
     examples = [line.strip(" │") for line in result.stdout.splitlines() if line.strip(" │").startswith("barkbench ")]
     assert any(line.startswith(f"barkbench {name}") for line in examples), result.stdout
+
+
+# ---- fast start: what each quick command leaves unimported ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, imported",
+    [
+        (["--help"], set()),
+        (["configs"], set()),
+        (["runs", "{runs}"], set()),
+        (["validate", "--config", "baby"], {"pydantic"}),  # validation is pydantic's; no torch, no drawing
+    ],
+)
+def test_quick_commands_import_neither_torch_nor_matplotlib(trained, args, imported):
+    assert heavy_imports(*(a.format(runs=trained["runs"]) for a in args)) == imported
 
 
 # ---- finding one's way --------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import PNG, SMOKE, result_figures, results, runs_by_name
+from helpers import PNG, SMOKE, heavy_imports, result_figures, results, runs_by_name
 
 from barkbench.cli import app
 from barkbench.errors import BarkError
@@ -317,6 +317,28 @@ def test_report_re_renders_without_training(smoke, runner):
     assert result.exit_code == 0, result.output
     assert results(study) == before
     assert (study / "collapse.png").read_bytes()[:8] == PNG and (study / "report.md").exists()
+
+
+def test_report_of_an_unchanged_study_reads_its_findings_back_and_draws_nothing(smoke, runner):
+    study = smoke["study"]
+    first = runner.invoke(app, ["report", str(study), "--force"])
+    written = {p.name: p.stat().st_mtime_ns for p in study.iterdir() if p.is_file()}
+    assert heavy_imports("report", study) == set()  # no config validation, no drawing
+    again = runner.invoke(app, ["report", str(study)])
+    assert again.exit_code == 0 and again.stdout == first.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in study.iterdir() if p.is_file()} == written
+    # A run whose figures change after the report: the next report gathers and draws again.
+    summary = runs_by_name(study)["gpt-s0"] / "summary.json"
+    figures = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**figures, "test_bark_accuracy": 0.125}))
+    try:
+        changed = runner.invoke(app, ["report", str(study)])
+        assert changed.exit_code == 0 and changed.stdout != first.stdout
+        assert (study / "curves.png").stat().st_mtime_ns > written["curves.png"]
+        assert next(r for r in results(study)["runs"] if r["name"] == "gpt-s0")["test_bark_accuracy"] == 0.125
+    finally:
+        summary.write_text(json.dumps(figures))
+        runner.invoke(app, ["report", str(study)])
 
 
 def test_runs_lists_the_runs_inside_the_study(smoke, runner):

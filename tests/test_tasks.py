@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from barkbench import tasks, vocab
+from barkbench.buckets import power_of_two_bucket
 from barkbench.config import RunConfig, validate
 from barkbench.errors import BarkError
 from barkbench.tasks import TASKS
-from barkbench.tasks.common import power_of_two_bucket
 from barkbench.vocab import ASSISTANT, BARKS, EOS, PAD, SPEAK, USER
 
 

@@ -88,6 +88,11 @@ def report_study(
         help="A study directory: its path, `latest`, or the start of its name under runs/.",
         autocompletion=locate.complete_runs,
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Gather the figures and draw the pictures again even if no run changed since the last report.",
+    ),
 ):
     """Re-render a study's results.json, report.md and pictures from its run directories, without training.
 
@@ -96,19 +101,20 @@ def report_study(
     \b
       barkbench report latest
       barkbench report runs/long-context-20261122-101500-3f2a
+      barkbench report latest --force
     """
     directory = locate.directory(directory, "study")
     if not directory.is_dir():
         raise BarkError(f"study directory '{directory}' does not exist; give the path of one under runs/")
-    show_findings(directory)
+    show_findings(directory, force)
 
 
-def show_findings(directory: Path) -> list[dict]:
+def show_findings(directory: Path, force: bool = False) -> list[dict]:
     """Write the study's report files, print its tables and sentences; return its rows."""
     from barkbench.display import grid_table
     from barkbench.study.findings import write_findings
 
-    findings = write_findings(directory)
+    findings = write_findings(directory, force)
     for title, headers, cells in findings["tables"]:
         out.print(grid_table(title, headers, cells))
     for line in findings["lines"]:

@@ -14,11 +14,9 @@ import json
 import statistics
 from pathlib import Path
 
-from barkbench.models import MODELS
+from barkbench import __version__
+from barkbench.buckets import bucket_order
 from barkbench.rundir import read_json, shown_status, write_json
-from barkbench.study.plan import load_study, study_runs
-from barkbench.tasks import task_of
-from barkbench.tasks.common import bucket_order
 
 THRESHOLD = 0.9  # the collapse point is the first bucket whose mean test accuracy falls below this
 # The figures a line reports, on the test split: what nothing was chosen on.
@@ -33,11 +31,22 @@ FIGURES = [
 CONSTANTS = ["params", "state_bytes"]  # the same for every seed of a model
 
 
-def write_findings(study: Path) -> dict:
+def write_findings(study: Path, force: bool = False) -> dict:
     """Gather the study's runs; write results.json, report.md, collapse.png, curves.png and, for a
-    study that sweeps a capacity key, memory_map.png; return what the terminal shows."""
-    from barkbench import plots  # matplotlib takes a second to import; only the commands that draw need it
+    study that sweeps a capacity key, memory_map.png; return what the terminal shows. When they
+    were written after the last change to anything they are made from, they are read back
+    instead (unless forced): `report` on a finished study then needs neither the configs'
+    validation nor matplotlib, and answers at once."""
     from barkbench.study import report_file, sentences
+
+    findings = None if force else written_findings(study)
+    if findings:
+        tables = report_file.terminal_tables(findings)
+        return {"rows": findings["runs"], "lines": findings["models"], "findings": findings, "tables": tables}
+    # Validating the configs takes pydantic, and drawing matplotlib: imported only when needed.
+    from barkbench import plots
+    from barkbench.study.plan import load_study
+    from barkbench.tasks import task_of
 
     combos = load_study(study)
     task = task_of(combos[0]["config"].val_task)  # a study trains every model on the same task
@@ -48,11 +57,13 @@ def write_findings(study: Path) -> dict:
     for line in lines:
         line["sentence"] = sentences.describe(line, task, protocol)
     findings = {
+        "barkbench": __version__,  # what wrote them: another version gathers and draws them again
         "study": study.name,
         "task": combos[0]["config"].task.name,
         "threshold": THRESHOLD,
         "chance": task.chance,
         "bucket": task.buckets.name if task.buckets else None,
+        "sample_figures": list(task.sample_figures),
         "protocol": protocol,
         "comparison": sentences.compare(lines, bucket_axis(lines)),
         "runs": rows,
@@ -61,13 +72,36 @@ def write_findings(study: Path) -> dict:
     }
     write_json(study / "results.json", findings)
     pictures = plots.study_pictures(study, findings, task, capacity_sweep(combos, task))
-    report_file.write(study, findings, pictures)
+    report_file.write(study, findings, pictures, task)
     return {"rows": rows, "lines": lines, "findings": findings, "tables": report_file.terminal_tables(findings)}
+
+
+def written_findings(study: Path) -> dict | None:
+    """The findings in results.json if this version of barkbench wrote them, report.md and the
+    pictures after the last change to what they are made from (study.yaml and its runs' config,
+    meta, summary and metrics); None if they must be gathered again."""
+    written = [study / name for name in ("results.json", "report.md", "collapse.png", "curves.png")]
+    sources = [study / "study.yaml"] + [
+        path
+        for name in ("config.yaml", "meta.json", "summary.json", "metrics.jsonl")
+        for path in study.glob(f"*/{name}")
+    ]
+    if not all(path.exists() for path in written + sources[:1]):
+        return None
+    if min(path.stat().st_mtime_ns for path in written) <= max(path.stat().st_mtime_ns for path in sources):
+        return None
+    try:
+        findings = json.loads((study / "results.json").read_text())
+    except json.JSONDecodeError:
+        return None
+    return findings if findings.get("barkbench") == __version__ else None
 
 
 def collect(study: Path, combos: list[dict], task) -> tuple[list[dict], dict]:
     """One row per combination (where it ran, its status, its summary figures), and the buckets
     each combination's training data covered, by name."""
+    from barkbench.study.plan import study_runs
+
     runs = study_runs(study)
     rows, trained = [], {}
     for combo in combos:
@@ -229,6 +263,8 @@ def protocol_of(combos: list[dict], task) -> dict | None:
 def capacity_sweep(combos: list[dict], task) -> str | None:
     """The swept key that sets how much there is to remember (a task's message_length, a model's
     hidden_size), when it is the only swept key besides the bucket's: the rows of memory_map.png."""
+    from barkbench.models import MODELS
+
     sweep = combos[0]["sweep"]
     capacity = {f"task.{k}" for k in task.capacity_keys} | {
         f"model.{k}" for f in MODELS.values() for k in f.capacity_keys

@@ -8,7 +8,6 @@ from pathlib import Path
 from barkbench.rundir import write_atomic
 from barkbench.study.findings import THRESHOLD, bucket_axis
 from barkbench.study.sentences import protocol_text, where
-from barkbench.tasks import TASKS
 
 # The figures table's columns after the model and its runs: (header, key, digits).
 COLUMNS = [
@@ -37,9 +36,9 @@ def tuned(line: dict) -> str:
 
 
 def figures_table(findings: dict) -> tuple[list[str], list[list[str]]]:
-    lines, task = findings["models"], TASKS[findings["task"]]
+    lines = findings["models"]
     tune = any(line["tune"] for line in lines)
-    extra = [(key.replace("_", " "), key, 2) for key in task.sample_figures]
+    extra = [(key.replace("_", " "), key, 2) for key in findings["sample_figures"]]
     headers = ["model", "runs"] + ["chosen"] * tune + [h for h, _, _ in COLUMNS + extra]
     cells = []
     for line in lines:
@@ -93,8 +92,8 @@ def markdown_table(headers: list[str], cells: list[list[str]], left: int = 1) ->
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
-def write(study: Path, findings: dict, pictures: list[str]) -> None:
-    rows, lines, task = findings["runs"], findings["models"], TASKS[findings["task"]]
+def write(study: Path, findings: dict, pictures: list[str], task) -> None:
+    rows, lines = findings["runs"], findings["models"]
     seeds = sorted({r["seed"] for r in rows})
     text = [
         f"# {study.name}",

@@ -104,17 +104,6 @@ def stream(seed: int, name: str):
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
 
-def power_of_two_bucket(value: int) -> str:
-    """Powers-of-two buckets ("8-15", "16-31", ...): the same labels whatever the task's range,
-    so runs with different settings line up in a comparison, and fine where RNNs start to forget."""
-    low = 1 << (max(int(value), 1).bit_length() - 1)
-    return f"{low}-{2 * low - 1}"
-
-
-def bucket_order(label: str) -> int:
-    return int(label.split("-")[0])
-
-
 # ---- `User: speak Assistant:` then n barks and <EOS> (barks, cycle) ---------------------------
 
 

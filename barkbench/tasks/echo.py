@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from barkbench.buckets import power_of_two_bucket
 from barkbench.schema import ordered
-from barkbench.tasks.common import Buckets, Dataset, Task, TaskSection, exact_answers, power_of_two_bucket
+from barkbench.tasks.common import Buckets, Dataset, Task, TaskSection, exact_answers
 from barkbench.vocab import ASSISTANT, BARKS, EOS, PAD, SPEAK, USER
 
 READABLE_GAP = 24  # `inspect` draws a gap this long at most, so every token label stays legible
