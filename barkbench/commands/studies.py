@@ -122,5 +122,11 @@ def show_findings(directory: Path, force: bool = False) -> list[dict]:
     if findings["findings"]["comparison"]:
         out.print(escape(findings["findings"]["comparison"]), highlight=False, soft_wrap=True)
     pictures = ", ".join(p.name for p in sorted(directory.glob("*.png")))
-    out.print(f"wrote {directory / 'results.json'}, report.md, {pictures}", highlight=False, soft_wrap=True)
+    files = f"{directory / 'results.json'}, report.md, {pictures}"
+    if findings["written"]:
+        out.print(f"wrote {files}", highlight=False, soft_wrap=True)
+    else:
+        out.print(
+            f"no run changed since {files} were written (--force writes them again)", highlight=False, soft_wrap=True
+        )
     return findings["rows"]

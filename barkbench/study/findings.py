@@ -41,8 +41,8 @@ def write_findings(study: Path, force: bool = False) -> dict:
 
     findings = None if force else written_findings(study)
     if findings:
-        tables = report_file.terminal_tables(findings)
-        return {"rows": findings["runs"], "lines": findings["models"], "findings": findings, "tables": tables}
+        rows, lines, tables = findings["runs"], findings["models"], report_file.terminal_tables(findings)
+        return {"rows": rows, "lines": lines, "findings": findings, "tables": tables, "written": False}
     # Validating the configs takes pydantic, and drawing matplotlib: imported only when needed.
     from barkbench import plots
     from barkbench.study.plan import load_study
@@ -73,7 +73,8 @@ def write_findings(study: Path, force: bool = False) -> dict:
     write_json(study / "results.json", findings)
     pictures = plots.study_pictures(study, findings, task, capacity_sweep(combos, task))
     report_file.write(study, findings, pictures, task)
-    return {"rows": rows, "lines": lines, "findings": findings, "tables": report_file.terminal_tables(findings)}
+    tables = report_file.terminal_tables(findings)
+    return {"rows": rows, "lines": lines, "findings": findings, "tables": tables, "written": True}
 
 
 def written_findings(study: Path) -> dict | None:
