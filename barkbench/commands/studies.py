@@ -96,6 +96,8 @@ def report_study(
 ):
     """Re-render a study's results.json, report.md and pictures from its run directories, without training.
 
+    When no run changed since they were written, the report is shown from results.json and nothing is redrawn.
+
     Examples:
 
     \b
