@@ -4,7 +4,6 @@ and curves.png. (`inspect`'s pictures: barkbench/inspection_plots.py.)"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 
 from barkbench.rundir import read_jsonl  # noqa: E402
+from barkbench.study.findings import bucket_axis, key_of, short  # noqa: E402
 
 SHOWN_DPI = 120
 
@@ -54,8 +54,6 @@ def run_curves(run: Path, title: str) -> Path:
 
 def study_pictures(study: Path, findings: dict, task, capacity_key: str | None) -> list[str]:
     """Draw the study's pictures; return their file names."""
-    from barkbench.study.findings import bucket_axis
-
     lines, title = findings["models"], findings["study"]
     if findings["bucket"]:
         collapse(lines, bucket_axis(lines), study / "collapse.png", title, task, findings)
@@ -197,14 +195,14 @@ def study_curves(study: Path, rows: list[dict], path: Path, title: str) -> None:
     styles = ["-", "--", ":", "-."]
     for col, label in enumerate(labels):
         members = [r for r in rows if r["label"] == label and r["run"]]
-        tunes = list(dict.fromkeys(json.dumps(r["tune"], sort_keys=True) for r in members))
+        tunes = list(dict.fromkeys(key_of(r["tune"]) for r in members))
         seeds = sorted({r["seed"] for r in members})
         for r in members:
             metrics = read_jsonl(study / r["run"] / "metrics.jsonl")
             steps = [m["step"] for m in metrics]
-            colour = f"C{tunes.index(json.dumps(r['tune'], sort_keys=True)) % 10}"
+            colour = f"C{tunes.index(key_of(r['tune'])) % 10}"
             style = styles[seeds.index(r["seed"]) % len(styles)]
-            tune = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in {**r["sweep"], **r["tune"]}.items())
+            tune = ", ".join(short({**r["sweep"], **r["tune"]}))
             name = f"seed {r['seed']}" + (f", {tune}" if tune else "")
             axes[0][col].plot(steps, [m["val_loss"] for m in metrics], style, color=colour, alpha=0.8, label=name)
             axes[1][col].plot(steps, [m.get("bark_accuracy") for m in metrics], style, color=colour, alpha=0.8)

@@ -143,6 +143,11 @@ def key_of(settings: dict) -> str:
     return json.dumps(settings, sort_keys=True)
 
 
+def short(settings: dict) -> list[str]:
+    """Dotted-key settings as a reader sees them in names and legends: ["lr=0.003", ...]."""
+    return [f"{key.rsplit('.', 1)[-1]}={value}" for key, value in settings.items()]
+
+
 def select(rows: list[dict]) -> list[dict]:
     """For each model entry and sweep cell, the tune value with the best mean validation accuracy
     over seeds (ties: the lower validation loss): its rows are marked `selected`. Only validation
@@ -196,7 +201,7 @@ def trace(rows: list[dict], trained: dict, task) -> list[dict]:
             seeds.setdefault(r["seed"], []).append(r)
         sweep = json.loads(kept)
         line = {
-            "name": " ".join([label] + [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sweep.items()]),
+            "name": " ".join([label, *short(sweep)]),
             "label": label,
             "model": runs[0]["model"],
             "sweep": sweep,
@@ -249,16 +254,20 @@ def protocol_of(combos: list[dict], task) -> dict | None:
     (`mix`), each at one fixed value (`fixed`), or tested beyond what they trained on (`beyond`)."""
     if task.buckets is None:
         return None
-    values = task.buckets.values
-    trained = [v for c in combos for v in (values(c["config"].task)[0], values(c["config"].task)[-1])]
-    tested = [v for c in combos for v in (values(c["config"].val_task)[0], values(c["config"].val_task)[-1])]
-    if any(values(c["config"].val_task) != values(c["config"].task) for c in combos):
+    trained = [task.buckets.values(c["config"].task) for c in combos]
+    tested = [task.buckets.values(c["config"].val_task) for c in combos]
+    if tested != trained:
         kind = "beyond"
-    elif all(len(values(c["config"].task)) == 1 for c in combos):
+    elif all(len(values) == 1 for values in trained):
         kind = "fixed"
     else:
         kind = "mix"
-    return {"kind": kind, "trained": [min(trained), max(trained)], "tested": [min(tested), max(tested)]}
+    return {"kind": kind, "trained": extent(trained), "tested": extent(tested)}
+
+
+def extent(ranges: list) -> list:
+    """[lowest, highest] over ranges that are each in order."""
+    return [min(r[0] for r in ranges), max(r[-1] for r in ranges)]
 
 
 def capacity_sweep(combos: list[dict], task) -> str | None:

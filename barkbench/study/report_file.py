@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from barkbench.rundir import write_atomic
-from barkbench.study.findings import THRESHOLD, bucket_axis
+from barkbench.study.findings import THRESHOLD, bucket_axis, short
 from barkbench.study.sentences import protocol_text, where
 
 # The figures table's columns after the model and its runs: (header, key, digits).
@@ -31,7 +31,7 @@ def pm(s: dict | None, digits: int) -> str:
 
 def tuned(line: dict) -> str:
     """The tune value chosen for the line: one, or each cell's."""
-    values = [", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in tune.items()) for tune in line["tune"]]
+    values = [", ".join(short(tune)) for tune in line["tune"]]
     return " / ".join(values) or "-"
 
 
