@@ -45,15 +45,15 @@ quick: install
 	$(BIN)/pytest -q -m "not slow"
 
 lint: install
-	$(BIN)/ruff check barkbench tests
-	$(BIN)/ruff format --check barkbench tests
+	$(BIN)/ruff check barkbench benchmarks tests
+	$(BIN)/ruff format --check barkbench benchmarks tests
 
 bench: install
-	$(BIN)/python -m barkbench.bench
+	$(BIN)/python benchmarks/bench.py
 
 # The same 8-run study through --launcher local --jobs 2 and --launcher ray: Ray's cost per run.
 bench-ray: install
-	$(BIN)/python -m barkbench.bench_launchers
+	$(BIN)/python benchmarks/bench_launchers.py
 
 clean:
 	rm -rf $(VENV) runs/*/ .pytest_cache .ruff_cache

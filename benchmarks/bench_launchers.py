@@ -24,8 +24,9 @@ import yaml
 from rich.table import Table
 
 from barkbench.display import out
+from barkbench.locate import SHIPPED
 
-SMOKE = Path(__file__).resolve().parent.parent / "configs" / "compare" / "smoke.yaml"
+SMOKE = SHIPPED / "compare" / "smoke.yaml"
 RUNS, ROUNDS, CORES = 8, 3, 2
 OVERRIDES = ["train.steps=300", "task.train_size=1000"]
 LAUNCHERS = {"local": ["--launcher", "local", "--jobs", "2"], "ray": ["--launcher", "ray"]}
