@@ -1,3 +1,3 @@
 """barkbench: see, measured, why attention beats recurrence on long context."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

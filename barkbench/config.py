@@ -163,7 +163,8 @@ class RunConfig(Section):
 
     @property
     def vocab(self) -> tuple[str, ...]:
-        return task_of(self.task).vocab
+        """The run's words: its training task's (an `eval` may not change them; see CHECKS)."""
+        return task_of(self.task).vocab(self.task)
 
     def longest_sequence(self) -> int:
         """The longest sequence of the training or validation task, in tokens."""
@@ -181,7 +182,16 @@ def _prompt_words(c: RunConfig):
             return f"sample.prompt: {err}"
 
 
-CHECKS = [(("task.name", "sample.prompt"), _prompt_words)]
+def _eval_keeps_vocab(c: RunConfig):
+    if c.eval and task_of(c.val_task).vocab(c.val_task) != c.vocab:
+        return (
+            f"eval ({c.eval}) changes the task's vocabulary ({len(c.vocab)} words to "
+            f"{len(task_of(c.val_task).vocab(c.val_task))}), but a model's embedding and head are sized by the "
+            "training task's; keep the keys that set the vocabulary as they are in task:"
+        )
+
+
+CHECKS = [(("task", "sample.prompt"), _prompt_words), (("task", "eval"), _eval_keeps_vocab)]
 
 
 def checks_for(cfg: RunConfig) -> list:

@@ -11,6 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from barkbench.buckets import bucket_order
+from barkbench.figures import CONTENT, FIGURES
+
 
 def console(stderr: bool = False) -> Console:
     """A console that fits the terminal, or, piped into a file, lays tables out 160 wide rather
@@ -24,9 +27,10 @@ err = console(stderr=True)  # progress and messages: stderr
 
 
 @contextmanager
-def training_progress(name: str, steps: int, start: int = 0):
-    """Progress for one run; yields the `on_step` callback that `train` calls after every step."""
-    with study_progress([name], [steps], [start]) as show:
+def training_progress(name: str, steps: int, start: int = 0, content: str = "barks"):
+    """Progress for one run; yields the `on_step` callback that `train` calls after every step.
+    content: what the task's answer holds, for the accuracy's label."""
+    with study_progress([name], [steps], [start], content) as show:
         show(0, {"status": "running"})
         yield lambda fields: show(0, fields)
         show(0, {"status": "completed"})
@@ -40,18 +44,7 @@ def fmt(value) -> str:
     return str(value)
 
 
-# What each figure of summary.json counts: (its name without split prefix, the words for it).
-COUNTED = [
-    ("loss", "loss (nats per answer token, <EOS> included)"),
-    ("excess_loss", "excess loss (above the task's floor)"),
-    ("accuracy", "accuracy: every answer token, <EOS> included"),
-    ("bark_accuracy", "accuracy: the answer's barks"),
-    ("stop_accuracy", "accuracy: <EOS> where the answer ends"),
-    ("exact_match", "exact match: whole answers"),
-]
-
-
-def figures_table(summary: dict) -> Table:
+def figures_table(summary: dict, content: str = "barks") -> Table:
     """A run's final figures, validation beside test, each row saying what it counts."""
     table = Table(title=summary["name"], caption=f"{summary['model']} on {summary['task']}, {summary['steps']} steps")
     for column, justify in (("figure", "left"), ("validation", "right"), ("test", "right")):
@@ -61,19 +54,17 @@ def figures_table(summary: dict) -> Table:
         val = summary.get(f"val_{key}", summary.get(key))
         return fmt(val) if val is not None else "-", fmt(summary[f"test_{key}"]) if f"test_{key}" in summary else "-"
 
-    for key, words in COUNTED:
-        table.add_row(words, *split(key))
+    for figure in FIGURES:
+        table.add_row(figure.said(content), *split(figure.name))
     for key, value in summary.items():
         if key.startswith(("accuracy_by_", "exact_match_by_")):
-            what = "accuracy of barks" if key.startswith("accuracy") else "exact match"
-            for label in value:
-                table.add_row(
-                    f"{what} at {key.rsplit('_by_', 1)[1]} {label}",
-                    fmt(value[label]),
-                    fmt(summary[f"test_{key}"][label]),
-                )
+            what = f"accuracy of {content}" if key.startswith("accuracy") else "exact match"
+            test = summary.get(f"test_{key}", {})
+            for label in sorted(value.keys() | test.keys(), key=bucket_order):  # a small split may miss a bucket
+                shown = [fmt(v[label]) if label in v else "-" for v in (value, test)]
+                table.add_row(f"{what} at {key.rsplit('_by_', 1)[1]} {label}", *shown)
     table.add_section()
-    shown = {k for k, _ in COUNTED} | {"name", "model", "task", "seed", "steps"}
+    shown = {f.name for f in FIGURES} | {"name", "model", "task", "seed", "steps"}
     for key, value in summary.items():
         plain = key.removeprefix("test_").removeprefix("val_")
         if plain not in shown and not isinstance(value, dict):
@@ -82,15 +73,17 @@ def figures_table(summary: dict) -> Table:
 
 
 def print_samples(samples: list[dict]) -> None:
-    """One line per sample: the prompt, the answer, and where the task judges it, ✓ or ✗ and
-    what the answer should have been."""
+    """One line per sample: the prompt, the answer (the words the task gave in place, dim), and
+    where the task judges it, ✓ or ✗ and what the answer should have been."""
     for i, s in enumerate(samples, 1):
         end = "" if s["stopped"] else " [yellow](no <EOS>)[/yellow]"
         if "correct" in s:
             end += (
                 "  [green]✓[/green]" if s["correct"] else f"  [red]✗[/red] [dim]expected: {escape(s['expected'])}[/dim]"
             )
-        out.print(f"[dim]{i:>2}. {escape(s['prompt'])}[/dim] {escape(s['text'])}{end}", highlight=False, soft_wrap=True)
+        given = set(s.get("given", ()))
+        words = [f"[dim]{escape(w)}[/dim]" if j in given else escape(w) for j, w in enumerate(s["text"].split())]
+        out.print(f"[dim]{i:>2}. {escape(s['prompt'])}[/dim] {' '.join(words)}{end}", highlight=False, soft_wrap=True)
 
 
 def age(seconds: float) -> str:
@@ -105,14 +98,17 @@ STATUS_STYLE = {"completed": "green", "running": "cyan", "interrupted": "yellow"
 
 def runs_table(rows: list[dict]) -> Table:
     """rows: name, model, task, status, step, steps, accuracy (or None), age_seconds."""
-    table = Table(title="runs")
+    table = Table(
+        title="runs",
+        caption="val acc: the answer's content on validation (barks; mqar's values), <EOS> and given tokens not counted",
+    )
     table.add_column("name", overflow="fold")  # whole, so it can be copied into --resume
     for col, justify in (
         ("model", "left"),
         ("task", "left"),
         ("status", "left"),
         ("step", "right"),
-        ("val acc (barks)", "right"),
+        (f"val {CONTENT.label('content')}", "right"),
         ("age", "right"),
     ):
         table.add_column(col, justify=justify)
@@ -132,12 +128,13 @@ def runs_table(rows: list[dict]) -> Table:
 
 
 @contextmanager
-def study_progress(names: list[str], steps: list[int], start: list[int]):
+def study_progress(names: list[str], steps: list[int], start: list[int], content: str = "barks"):
     """One progress display for every run of a study, one line each; yields show(index, fields),
     where fields are what `train` reports after a step, or {"status": ...}. When stderr is not a
     terminal (piped to a file), a plain line per evaluation and per change of status instead."""
+    accuracy = f"val {CONTENT.label(content)}"
     if not err.is_terminal:
-        yield plain_progress(names, steps, start)
+        yield plain_progress(names, steps, start, accuracy)
         return
     from rich.progress import (  # the live display's machinery: only for a run in a terminal
         BarColumn,
@@ -153,7 +150,7 @@ def study_progress(names: list[str], steps: list[int], start: list[int]):
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}"),
-        TextColumn("val acc (barks) {task.fields[acc]}"),
+        TextColumn(accuracy + " {task.fields[acc]}"),
         TextColumn("{task.fields[tps]} tok/s"),
         TimeElapsedColumn(),
         TextColumn("eta"),
@@ -180,7 +177,7 @@ def study_progress(names: list[str], steps: list[int], start: list[int]):
         yield show
 
 
-def plain_progress(names: list[str], steps: list[int], start: list[int]):
+def plain_progress(names: list[str], steps: list[int], start: list[int], accuracy: str):
     """show(index, fields) as plain lines: one at each evaluation, one at each change of status."""
     began = {}
 
@@ -194,7 +191,7 @@ def plain_progress(names: list[str], steps: list[int], start: list[int]):
             eta = elapsed / max(f["step"] - start[i], 1) * (steps[i] - f["step"])
             acc = "-" if f["val_accuracy"] is None else f"{f['val_accuracy']:.3f}"
             err.print(
-                f"{names[i]}: step {f['step']}/{steps[i]}, loss {f['loss']:.4f}, val acc (barks) {acc}, "
+                f"{names[i]}: step {f['step']}/{steps[i]}, loss {f['loss']:.4f}, {accuracy} {acc}, "
                 f"{f['tokens_per_second']:,.0f} tok/s, {clock(elapsed)} elapsed, eta {clock(eta)}",
                 highlight=False,
                 soft_wrap=True,

@@ -1,15 +1,12 @@
 """Loss and accuracy on answer tokens: the one definition training, evaluation and the
 benchmark share.
 
-evaluate() reports, over a data set:
-  loss           cross-entropy per answer token (nats), <EOS> included, as the floor counts it
-  accuracy       share of answer tokens predicted right, <EOS> included
-  bark_accuracy  the same over the answer's barks alone (what the buckets count)
-  stop_accuracy  the same over <EOS> alone: does the model stop where the answer does?
-  exact_match    share of answers right from the first token to <EOS>
-  by_bucket      accuracy of the barks in each bucket (echo: distance), for tasks with buckets
-  exact_by_bucket  exact match of the answers in each bucket (a sequence's bucket: its barks')
-split_figures() names them as summary.json does, for the validation or the test split.
+evaluate() reports, over a data set, the figures barkbench/figures.py declares: the loss
+(nats per answer token, <EOS> included, as the floor counts it), the accuracies over the tokens
+each declaration names, exact match of whole answers, and for tasks with buckets the content's
+accuracy by bucket and exact match of each unit (a whole answer; an mqar query) by its bucket.
+Given tokens (mqar's query keys) are fed to the model and never counted. Bucketing is a few
+bincounts per batch: no Python loop over bucket values.
 """
 
 from __future__ import annotations
@@ -18,22 +15,32 @@ import torch
 import torch.nn.functional as F
 
 from barkbench.buckets import bucket_order
+from barkbench.figures import ACCURACIES, BY_BUCKET, EXACT, EXACT_BY_BUCKET, LOSS
 from barkbench.tasks.common import Dataset
 from barkbench.vocab import EOS, PAD
 
 
-def answer_batch(tokens: torch.Tensor, answer_start: torch.Tensor):
+def answer_batch(tokens: torch.Tensor, answer_start: torch.Tensor, given: torch.Tensor | None = None):
     """Inputs, targets and the answer mask for a batch, trimmed to its longest sequence.
 
     The target at position t is token t+1; it counts when it is an answer token (at or after
-    answer_start; <EOS> included) and never when it is <PAD>.
+    answer_start; <EOS> included), and never when it is <PAD> or a given token.
     """
     length = int((tokens != PAD).sum(1).max())
     tokens = tokens[:, :length]
     x, y = tokens[:, :-1], tokens[:, 1:]
     target_pos = torch.arange(1, length, device=tokens.device)
     mask = (target_pos[None, :] >= answer_start[:, None]) & (y != PAD)
+    if given is not None:
+        mask &= ~given[:, 1:length]
     return x, y, mask
+
+
+def to_batch(part: Dataset, device):
+    """answer_batch of some rows of a data set (data[rows]), on the device: (x, y, mask, answer_start)."""
+    start = part.answer_start.to(device)
+    given = None if part.given is None else part.given.to(device)
+    return (*answer_batch(part.tokens.to(device), start, given), start)
 
 
 def answer_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -42,72 +49,86 @@ def answer_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, reduc
     return F.cross_entropy(logits[mask], y[mask], reduction=reduction)
 
 
+def counted(y: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The answer tokens each kind of accuracy counts (figures.py): answer, content, stop."""
+    stop = mask & (y == EOS)
+    return {"answer": mask, "content": mask & ~stop, "stop": stop}
+
+
+class Bucketing:
+    """Tallies by bucket over a data set's batches. Each bucket value maps to its label's index
+    through one lookup table, so a batch is tallied by bincount, whatever its buckets."""
+
+    def __init__(self, data: Dataset, label):
+        values = data.bucket[data.bucket >= 0].unique()
+        labels = sorted({label(v) for v in values.tolist()}, key=bucket_order)
+        self.labels = labels
+        self.lookup = torch.full((int(values.max()) + 1 if len(values) else 1,), -1, dtype=torch.long)
+        self.lookup[values] = torch.tensor([labels.index(label(v)) for v in values.tolist()], dtype=torch.long)
+        self.units = 1 if data.unit is None else int(data.unit.max()) + 1  # per answer, at most
+        self.tally = torch.zeros(4, len(labels), dtype=torch.long)  # right, all (content); exact, all (units)
+
+    def add(self, part: Dataset, hit: torch.Tensor, mask: torch.Tensor, content: torch.Tensor) -> None:
+        T = hit.shape[1]
+        values = part.bucket[:, 1 : T + 1].to(hit.device)  # the bucket of the target at each position
+        lookup = self.lookup.to(hit.device)
+        n = len(self.labels)
+        at = content & (values >= 0)
+        b = lookup[values[at]]
+        right, total = torch.bincount(b[hit[at]], minlength=n), torch.bincount(b, minlength=n)
+        # Exact match by unit: a unit is every token of the answer it counts (the whole answer,
+        # <EOS> included, by default), exact when none is wrong, filed under its tokens' bucket.
+        if part.unit is None:
+            member, unit = mask, torch.zeros_like(values)
+        else:
+            unit = part.unit[:, 1 : T + 1].to(hit.device)
+            member = content & (unit >= 0)
+        rows = torch.arange(len(hit), device=hit.device)[:, None].expand_as(unit)
+        uid = rows * self.units + unit
+        wrong = torch.bincount(uid[member & ~hit], minlength=len(hit) * self.units)
+        seen = torch.bincount(uid[member], minlength=len(hit) * self.units) > 0
+        bucket_of = torch.full((len(hit) * self.units,), -1, dtype=torch.long, device=hit.device)
+        bucket_of[uid[at & member]] = lookup[values[at & member]]
+        filed = seen & (bucket_of >= 0)
+        exact = torch.bincount(bucket_of[filed & (wrong == 0)], minlength=n)
+        units = torch.bincount(bucket_of[filed], minlength=n)
+        self.tally += torch.stack([right, total, exact, units]).cpu()
+
+    def result(self) -> dict:
+        right, total, exact, units = self.tally.tolist()
+        shares = {}
+        for figure, hits, count in ((BY_BUCKET, right, total), (EXACT_BY_BUCKET, exact, units)):
+            shares[figure.name] = {label: h / c for label, h, c in zip(self.labels, hits, count) if c}
+        return shares
+
+
 @torch.no_grad()
 def evaluate(model, data: Dataset, batch_size: int, device, bucket_label=None) -> dict:
-    """The figures above over a data set; by_bucket when the data have buckets and a labeller."""
+    """The figures above over a data set; by bucket when the data have buckets and a labeller."""
     was_training = model.training
     model.eval()
     loss_sum = 0.0
-    counts = torch.zeros(7, dtype=torch.long)  # right/all for answer tokens, barks, <EOS>; exact answers
-    bucket_hits: dict[str, list[int]] = {}  # bucket label -> [right, all] over barks
-    bucket_exact: dict[str, list[int]] = {}  # bucket label -> [right, all] over answers
+    counts = torch.zeros(
+        2 + 2 * len(ACCURACIES), dtype=torch.long
+    )  # answer tokens, exact answers, right/all per accuracy
+    buckets = Bucketing(data, bucket_label) if data.bucket is not None and bucket_label is not None else None
     for i in range(0, len(data), batch_size):
-        tokens, start = data.tokens[i : i + batch_size].to(device), data.answer_start[i : i + batch_size].to(device)
-        x, y, mask = answer_batch(tokens, start)
+        part = data[i : i + batch_size]
+        x, y, mask, start = to_batch(part, device)
         logits = model.teacher_forcing(x, start)
         loss_sum += answer_loss(logits, y, mask, reduction="sum").item()
         hit = logits.argmax(-1) == y
-        stop = mask & (y == EOS)
-        bark = mask & ~stop
-        exact = (hit | ~mask).all(1)
-        counts += torch.stack(
-            [
-                (hit & mask).sum(),
-                mask.sum(),
-                (hit & bark).sum(),
-                bark.sum(),
-                (hit & stop).sum(),
-                stop.sum(),
-                exact.sum(),
-            ]
-        ).cpu()
-        if data.bucket is not None and bucket_label is not None:
-            values = data.bucket[i : i + batch_size, 1 : x.shape[1] + 1].to(device)
-            for v in values[values > 0].unique().tolist():
-                at = values == v
-                tally = bucket_hits.setdefault(bucket_label(v), [0, 0])
-                tally[0] += int(hit[at].sum())
-                tally[1] += int(at.sum())
-            row_value = values.amax(1)  # every bark of an answer has its sequence's value
-            for v in row_value[row_value > 0].unique().tolist():
-                tally = bucket_exact.setdefault(bucket_label(v), [0, 0])
-                tally[0] += int(exact[row_value == v].sum())
-                tally[1] += int((row_value == v).sum())
+        tokens = counted(y, mask)
+        tallies = [t for f in ACCURACIES for t in ((hit & tokens[f.tokens]).sum(), tokens[f.tokens].sum())]
+        counts += torch.stack([mask.sum(), (hit | ~mask).all(1).sum(), *tallies]).cpu()
+        if buckets is not None:
+            buckets.add(part, hit, mask, tokens["content"])
     model.train(was_training)
-    right, answer, bark_right, barks, stop_right, stops, exact = counts.tolist()
-    result = {
-        "loss": loss_sum / answer,
-        "accuracy": right / answer,
-        "bark_accuracy": bark_right / max(barks, 1),
-        "stop_accuracy": stop_right / max(stops, 1),
-        "exact_match": exact / len(data),
-    }
-    for key, tallies in (("by_bucket", bucket_hits), ("exact_by_bucket", bucket_exact)):
-        if tallies:
-            ordered = sorted(tallies.items(), key=lambda item: bucket_order(item[0]))
-            result[key] = {label: hits / n for label, (hits, n) in ordered}
+    answer, exact, *tallies = counts.tolist()
+    result = {LOSS.name: loss_sum / answer}
+    for f, right, total in zip(ACCURACIES, tallies[::2], tallies[1::2]):
+        result[f.name] = right / max(total, 1)
+    result[EXACT.name] = exact / len(data)
+    if buckets is not None:
+        result |= {name: shares for name, shares in buckets.result().items() if shares}
     return result
-
-
-def split_figures(figures: dict, split: str, bucket_name: str | None) -> dict:
-    """evaluate()'s figures under their summary.json names: val_loss, val_accuracy and the
-    unprefixed rest (accuracy_by_distance, exact_match) for the validation split; test_ before
-    every one for the test split."""
-    first = {"loss": f"{split}_loss", "accuracy": f"{split}_accuracy"}
-    rest = "" if split == "val" else f"{split}_"
-    named = {}
-    bucketed = {"by_bucket": f"accuracy_by_{bucket_name}", "exact_by_bucket": f"exact_match_by_{bucket_name}"}
-    for key, value in figures.items():
-        name = bucketed.get(key, key)
-        named[first.get(key, rest + name)] = value
-    return named

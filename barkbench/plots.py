@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only: no display, and safe in worker processes an
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
 
+from barkbench.figures import BY_BUCKET, CONTENT, EXACT_BY_BUCKET, EXCESS, STOP, on_test  # noqa: E402
 from barkbench.rundir import read_jsonl  # noqa: E402
 from barkbench.study.findings import bucket_axis, key_of, short  # noqa: E402
 
@@ -28,7 +29,7 @@ def save(fig, path: Path) -> None:
 # ---- a run --------------------------------------------------------------------------------
 
 
-def run_curves(run: Path, title: str) -> Path:
+def run_curves(run: Path, title: str, content: str = "barks") -> Path:
     """curves.png of a run: train and validation loss, validation accuracy, against step."""
     rows = read_jsonl(run / "metrics.jsonl")
     fig, (loss, acc) = plt.subplots(1, 2, figsize=(11, 4))
@@ -40,8 +41,8 @@ def run_curves(run: Path, title: str) -> Path:
         loss.axhline(floor, color="grey", linestyle="--", linewidth=1, label=f"the task's floor ({floor:.3f})")
     loss.set(xlabel="training step", ylabel="nats per answer token", title="loss")
     loss.legend(fontsize="small")
-    for key, label in (("bark_accuracy", "the answer's barks"), ("stop_accuracy", "<EOS> where the answer ends")):
-        acc.plot(steps, [r.get(key) for r in rows], marker=".", label=label)
+    for figure in (CONTENT, STOP):
+        acc.plot(steps, [r.get(figure.name) for r in rows], marker=".", label=figure.said(content))
     acc.set(xlabel="training step", ylabel="validation accuracy", ylim=(0, 1.05), title="validation accuracy")
     acc.legend(fontsize="small")
     fig.suptitle(title)
@@ -60,13 +61,14 @@ def study_pictures(study: Path, findings: dict, task, capacity_key: str | None) 
     elif task.sample_figures:
         grouped_bars(lines, task.sample_figures, study / "collapse.png", f"{title}: samples after training", "share")
     else:
-        names = {"test_bark_accuracy": "test accuracy (barks)", "test_excess_loss": "test excess loss (nats)"}
+        content = findings["content"]
+        names = {on_test(f): f"test {f.said(content)}" for f in (CONTENT, EXCESS)}
         grouped_bars(lines, names, study / "collapse.png", f"{title}: final figures on test", "value")
     names = ["collapse.png"]
     if capacity_key:
         memory_map(lines, bucket_axis(lines), capacity_key, study / "memory_map.png", title, task, findings)
         names.append("memory_map.png")
-    study_curves(study, findings["runs"], study / "curves.png", title)
+    study_curves(study, findings["runs"], study / "curves.png", title, findings["content"])
     return names + ["curves.png"]
 
 
@@ -75,10 +77,8 @@ def collapse(lines: list[dict], axis: list[str], path: Path, title: str, task, f
     one line per model, the spread over seeds as a band, chance and the threshold marked, and the
     buckets no run trained on shaded."""
     fig, panels = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
-    for panel, key, what in (
-        (panels[0], "by_bucket", "accuracy of the answer's barks"),
-        (panels[1], "exact_by_bucket", "exact match of whole answers"),
-    ):
+    for panel, figure in zip(panels, (BY_BUCKET, EXACT_BY_BUCKET)):
+        key, what = figure.name, figure.said(findings["content"], findings["unit"])
         for line in lines:
             at = [(axis.index(b), s["mean"], s["std"]) for b, s in line.get(key, {}).items()]
             if not at:
@@ -187,7 +187,7 @@ def grouped_bars(lines: list[dict], figures: dict[str, str], path: Path, title: 
     save(fig, path)
 
 
-def study_curves(study: Path, rows: list[dict], path: Path, title: str) -> None:
+def study_curves(study: Path, rows: list[dict], path: Path, title: str, content: str) -> None:
     """curves.png of a study: one column per model, validation loss above and accuracy below against
     step; every run of the model drawn, a colour per tune value, a line style per seed."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
@@ -205,9 +205,9 @@ def study_curves(study: Path, rows: list[dict], path: Path, title: str) -> None:
             tune = ", ".join(short({**r["sweep"], **r["tune"]}))
             name = f"seed {r['seed']}" + (f", {tune}" if tune else "")
             axes[0][col].plot(steps, [m["val_loss"] for m in metrics], style, color=colour, alpha=0.8, label=name)
-            axes[1][col].plot(steps, [m.get("bark_accuracy") for m in metrics], style, color=colour, alpha=0.8)
+            axes[1][col].plot(steps, [m.get(CONTENT.name) for m in metrics], style, color=colour, alpha=0.8)
         axes[0][col].set(title=label, ylabel="validation loss (nats per answer token)")
-        axes[1][col].set(xlabel="training step", ylabel="validation accuracy (barks)", ylim=(0, 1.05))
+        axes[1][col].set(xlabel="training step", ylabel=f"validation {CONTENT.said(content)}", ylim=(0, 1.05))
         if 0 < len(members) <= 12:
             axes[0][col].legend(fontsize="x-small")
     fig.suptitle(f"{title}: every run's validation curves\n(colour: sweep and tune values; line style: seed)")

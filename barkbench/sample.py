@@ -36,8 +36,12 @@ def generate(
     top_k: int | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    given: list[int | None] = (),
 ) -> list[list[int]]:
     """num_samples continuations of one prompt, each cut after its <EOS> (kept).
+
+    given[i], where it is a token, is put in place as the i-th new token instead of one the model
+    picks (mqar's query keys: the task gives them, the model answers them).
 
     With use_cache the model carries its state (hidden state or key/value cache), so each new
     token costs one position; without it every step re-runs teacher forcing over the whole
@@ -60,6 +64,8 @@ def generate(
     logits, state = model.prefill(seq)
     for i in range(max_new_tokens):
         token = pick(logits, temperature, top_k, generator).to(device)
+        if i < len(given) and given[i] is not None:
+            token = torch.full_like(token, given[i])
         token = torch.where(done, PAD, token)
         seq = torch.cat([seq, token[:, None]], 1)
         done |= token == EOS
@@ -77,29 +83,40 @@ def generate(
 
 
 def draw_samples(model, task_cfg, sc, seed: int, generator: torch.Generator) -> tuple[list[dict], dict]:
-    """Samples as a run shows them: one row each (prompt, text, stopped, and the task's verdict:
-    the expected answer and whether it is right, where the task has one) and the verdicts' summary.
+    """Samples as a run shows them: one row each (prompt, text, stopped, the positions in text
+    of the words the task gave, and the task's verdict: the expected answer and whether it is
+    right, where the task has one) and the verdicts' summary.
 
-    With sample.prompt set every sample continues it; otherwise each sample gets a prompt of the
-    task of its own (the same prompt for all where the task has only one, as barks does)."""
+    With sample.prompt set every sample continues it, and nothing is given; otherwise each sample
+    gets a prompt of the task of its own (the same prompt for all where the task has only one,
+    as barks does), with the answer's given tokens put in place."""
     task = task_of(task_cfg)
+    vocab = task.vocab(task_cfg)
     if sc.prompt:
-        pairs = [(encode(sc.prompt, task.vocab), None)] * sc.num_samples
+        prompts = [(encode(sc.prompt, vocab), None, [])] * sc.num_samples
     else:
-        pairs = sample_prompts(task_cfg, sc.num_samples, seed)
+        prompts = sample_prompts(task_cfg, sc.num_samples, seed)
     args = (sc.max_new_tokens, sc.temperature, sc.top_k, generator)
-    if len({tuple(p) for p, _ in pairs}) == 1:  # one prompt: sample all at once as a batch
-        answers = generate(model, pairs[0][0], len(pairs), *args) if pairs else []
+    if len({tuple(p) for p, _, _ in prompts}) == 1:  # one prompt: sample all at once as a batch
+        prompt, _, given = prompts[0]
+        answers = generate(model, prompt, len(prompts), *args, given=given) if prompts else []
     else:
-        answers = [generate(model, prompt, 1, *args)[0] for prompt, _ in pairs]
-    prompts, expected = [p for p, _ in pairs], [e for _, e in pairs]
+        answers = [generate(model, prompt, 1, *args, given=given)[0] for prompt, _, given in prompts]
+    expected = [e for _, e, _ in prompts]
     if task.judge is not None:
-        verdicts, summary = task.judge(task_cfg, prompts, answers, expected)
+        verdicts, summary = task.judge(task_cfg, [p for p, _, _ in prompts], answers, expected)
     else:
         verdicts, summary = [{} for _ in answers], {}
     rows = []
-    for prompt, answer, verdict in zip(prompts, answers, verdicts):
+    for (prompt, truth, given), answer, verdict in zip(prompts, answers, verdicts):
         stopped = answer[-1:] == [EOS]
-        text = decode(answer[:-1] if stopped else answer, task.vocab)
-        rows.append({"prompt": decode(prompt, task.vocab), "text": text, "stopped": stopped, **verdict})
+        text = decode(answer[:-1] if stopped else answer, vocab)
+        row = {"prompt": decode(prompt, vocab), "text": text, "stopped": stopped}
+        row |= (
+            {"given": [i for i, g in enumerate(given[: len(answer)]) if g is not None]}
+            if any(g is not None for g in given)
+            else {}
+        )
+        row |= {"expected": decode(truth[:-1], vocab)} if "correct" in verdict else {}
+        rows.append(row | verdict)
     return rows, summary

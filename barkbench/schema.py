@@ -17,12 +17,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def ordered(section: str, low: str, high: str) -> Check:
-    """The check that section.low is not above section.high (min_gap and max_gap, ...)."""
+def ordered(section: str, low: str, high: str, why: str = "", fix: str = "swap them") -> Check:
+    """The check that section.low is not above section.high (min_gap and max_gap; mqar's
+    num_pairs and num_keys, with why the order matters and how to fix it)."""
 
     def check(cfg):
         lo, hi = getattr(getattr(cfg, section), low), getattr(getattr(cfg, section), high)
         if lo > hi:
-            return f"{section}.{low} ({lo}) is above {section}.{high} ({hi}); swap them"
+            return f"{section}.{low} ({lo}) is above {section}.{high} ({hi}){why}; {fix}"
 
     return (f"{section}.{low}", f"{section}.{high}"), check

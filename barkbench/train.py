@@ -17,7 +17,8 @@ import torch
 
 from barkbench.checkpoints import latest_checkpoint, pick_device
 from barkbench.errors import Interrupted, RunFailed
-from barkbench.evaluate import answer_batch, answer_loss, evaluate, split_figures
+from barkbench.evaluate import answer_loss, evaluate, to_batch
+from barkbench.figures import split_figures
 from barkbench.interrupts import interrupts
 from barkbench.models import count_params
 from barkbench.rundir import host_fields, now, truncate_metrics, update_meta, write_atomic, write_json
@@ -63,8 +64,7 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(state.step, tc)
             idx = torch.randint(len(train_set), (tc.batch_size,), generator=state.batches)
-            tokens, start = train_set.tokens[idx].to(device), train_set.answer_start[idx].to(device)
-            x, y, mask = answer_batch(tokens, start)
+            x, y, mask, start = to_batch(train_set[idx], device)
             loss = answer_loss(model.teacher_forcing(x, start), y, mask)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
@@ -124,7 +124,7 @@ def finish(run: Path, cfg, model, state: TrainerState, figures: dict) -> dict:
     write_json(run / "summary.json", summary)
     from barkbench.plots import run_curves  # matplotlib: only now that there is something to draw
 
-    run_curves(run, f"{run.name}: {cfg.model.name} on {cfg.task.name}")
+    run_curves(run, f"{run.name}: {cfg.model.name} on {cfg.task.name}", task_of(cfg.task).content)
     mark(run, "completed")
     return summary
 

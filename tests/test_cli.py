@@ -152,7 +152,7 @@ def test_train_reports_where_it_wrote(trained):
     # the run directory, announced before training and again at the end (a long path may be wrapped)
     assert str(run) in "".join(result.stderr.split())
     assert str(run) in "".join(result.stdout.split())
-    for words in ("validation", "test", "loss (nats per answer token", "accuracy: the answer's barks", "<EOS>"):
+    for words in ("validation", "test", "loss (nats per answer token", "accuracy of the answer's barks", "<EOS>"):
         assert words in result.stdout  # the final figures, each saying what it counts
     assert "Traceback" not in result.output
 

@@ -106,7 +106,7 @@ def test_the_collapse_point_and_the_sentence_say_what_the_numbers_show():
     assert line["by_bucket"]["8-15"] == {"mean": pytest.approx(0.98), "std": pytest.approx(0.01)}
     assert line["params"] == {"mean": 10, "std": 0.0} and line["test_loss"] is None
     assert line["seed_collapse"] == {"0": "32-63", "1": "32-63", "2": "32-63"}
-    assert sentences.describe(line, TASKS["echo"], {"kind": "mix"}) == (
+    assert sentences.describe(line, TASKS["echo"], {"kind": "mix"}, 0.25) == (
         "lstm holds 0.97 test accuracy or more up to distance 31 and falls below 0.9 at 32-63 (0.60); at 128-255 it "
         "is at 0.27, near chance (0.25); its 3 seeds fall below 0.9 at 32-63 (1 of its 4 runs did not complete; see "
         "the runs below)."
@@ -116,7 +116,7 @@ def test_the_collapse_point_and_the_sentence_say_what_the_numbers_show():
 def test_a_model_below_the_threshold_everywhere_did_not_learn_rather_than_collapsed():
     rows = lstm_rows([[0.31, 0.30, 0.27, 0.26, 0.25], [0.29, 0.28, 0.26, 0.25, 0.25]], BUCKETS, failed=0)
     (line,) = findings.trace(rows, {r["name"]: set(BUCKETS) for r in rows}, TASKS["echo"])
-    sentence = sentences.describe(line, TASKS["echo"], {"kind": "mix"})
+    sentence = sentences.describe(line, TASKS["echo"], {"kind": "mix"}, 0.25)
     assert sentence.startswith("lstm did not learn the task at this budget")
     assert "0.25 to 0.30" in sentence and "collapse" not in sentence
 
@@ -283,8 +283,7 @@ def test_the_smoke_study_writes_a_study_directory_and_prints_the_table(smoke):
         assert line in result.stdout
     report = (study / "report.md").read_text()
     assert (
-        "| model | runs | params | state bytes | test loss | excess loss | acc (barks) | stop acc | exact match |"
-        in report
+        "| model | runs | params | state bytes | loss | excess loss | acc (barks) | stop acc | exact match |" in report
     )
     assert report.count("\n- rnn ") == 1 and report.count("\n- gpt ") == 1  # a sentence per model
     assert (study / "collapse.png").read_bytes()[:8] == PNG

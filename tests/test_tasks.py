@@ -171,26 +171,41 @@ def speak_costs(data, cfg):
 
 def determined(answer):
     """The Bayes predictor of a task whose prompt determines the answer: all its probability on
-    answer(prompt, cfg); a token it did not predict costs infinity."""
+    answer(prompt, given, cfg), where given holds the answer's given tokens in place (None
+    elsewhere: the predictor is fed them, as a model is); a token it did not predict costs
+    infinity. Only the tokens a model is asked for count."""
 
     def costs(data, cfg):
         nats, counts = [], []
-        for row, start in zip(data.tokens.tolist(), data.answer_start.tolist()):
-            given = row[start : row.index(EOS) + 1]
-            nats.append(0.0 if given == answer(row[:start], cfg) else math.inf)
-            counts.append(len(given))
+        given = data.given.tolist() if data.given is not None else [[False] * data.tokens.shape[1]] * len(data)
+        for row, start, fed in zip(data.tokens.tolist(), data.answer_start.tolist(), given):
+            truth = row[start : row.index(EOS) + 1]
+            fed = fed[start : start + len(truth)]
+            predicted = answer(row[:start], [t if g else None for t, g in zip(truth, fed)], cfg)
+            wrong = any(p != t for p, t, g in zip(predicted, truth, fed) if not g) or len(predicted) != len(truth)
+            nats.append(math.inf if wrong else 0.0)
+            counts.append(len(truth) - sum(fed))
         return torch.tensor(nats, dtype=torch.float64), torch.tensor(counts, dtype=torch.float64)
 
     return costs
+
+
+def recall(prompt, given, cfg):
+    """mqar: each given query key, then the value the prompt paired it with; <EOS> at the end."""
+    pairs = dict(zip(prompt[1:-2:2], prompt[2:-2:2]))
+    return [t if t is not None else pairs[given[i - 1]] for i, t in enumerate(given[:-1])] + [EOS]
 
 
 # Each task's Bayes-optimal predictor, written from the task's definition rather than its floor.
 BAYES = {
     "barks": speak_costs,
     "cycle": speak_costs,
-    "echo": determined(lambda prompt, cfg: prompt[1 : cfg.message_length + 1] + [EOS]),
-    "copy": determined(lambda prompt, cfg: prompt[1:-2] + [EOS]),
-    "reverse": determined(lambda prompt, cfg: prompt[1:-2][::-1] + [EOS]),
+    "echo": determined(lambda prompt, given, cfg: prompt[1 : cfg.message_length + 1] + [EOS]),
+    "copy": determined(lambda prompt, given, cfg: prompt[1:-2] + [EOS]),
+    "reverse": determined(lambda prompt, given, cfg: prompt[1:-2][::-1] + [EOS]),
+    "mqar": determined(recall),
+    "selective_copy": determined(lambda prompt, given, cfg: [t for t in prompt[1:-2] if t in BARKS] + [EOS]),
+    "induction": determined(lambda prompt, given, cfg: [prompt[prompt.index(SPEAK) + 1], EOS]),
 }
 
 
@@ -210,6 +225,88 @@ def test_floor_matches_a_monte_carlo_estimate_at_random_settings(name, seed):
     resid = nats - estimate * n_tokens  # standard error of a ratio estimator (delta method)
     se = float(resid.std() / n_tokens.mean() / math.sqrt(count))
     assert abs(estimate - TASKS[name].floor(cfg)) <= 3 * se + 1e-9, (cfg, estimate, se)
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_the_vocabulary_round_trip(name):
+    """Every sequence a task makes decodes to words of its vocabulary and encodes back to itself."""
+    rng = random.Random(1)
+    for i in range(5):
+        cfg = TASKS[name].config.model_validate(random_settings(name, rng))
+        words = TASKS[name].vocab(cfg)
+        data = TASKS[name].make(cfg, 32, gen(i))
+        assert int(data.tokens.max()) < len(words)
+        for row in data.tokens.tolist():
+            real = [t for t in row if t != PAD]
+            assert vocab.encode(vocab.decode(real, words), words) == real
+
+
+class Peeking(torch.nn.Module):
+    """A model that reads the answer off its input: it predicts every next token right (the last
+    one of a full row is <EOS>), except at the positions wrong[b, t] marks, where it predicts
+    <PAD>. For one batch of the whole data set, in order."""
+
+    def __init__(self, size: int, wrong: torch.Tensor):
+        super().__init__()
+        self.size, self.wrong = size, wrong
+
+    def teacher_forcing(self, x, answer_start):
+        nxt = torch.cat([x[:, 1:], torch.full_like(x[:, :1], PAD)], 1)
+        nxt = torch.where((nxt == PAD) & (x != PAD) & (x != EOS), EOS, nxt)  # a full row's last target
+        nxt = torch.where(self.wrong[:, : x.shape[1]], PAD, nxt)
+        return torch.nn.functional.one_hot(nxt, self.size).float() * 50
+
+
+def peeking_figures(name: str, data, cfg, wrong):
+    from barkbench.evaluate import evaluate
+
+    label = TASKS[name].buckets.label if TASKS[name].buckets else None
+    return evaluate(Peeking(len(TASKS[name].vocab(cfg)), wrong), data, len(data), "cpu", label)
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_given_tokens_are_never_counted(name):
+    """A model that gets every given token wrong scores as one that gets it right; wrong at a
+    counted token, it does not (so the comparison can fail)."""
+    cfg = TASKS[name].config.model_validate(random_settings(name, random.Random(2)))
+    data = TASKS[name].make(cfg, 64, gen(3))
+    nothing = torch.zeros_like(data.tokens, dtype=torch.bool)
+    right = peeking_figures(name, data, cfg, nothing)
+    assert right["accuracy"] == right["bark_accuracy"] == right["exact_match"] == 1.0 and right["loss"] < 1e-6
+    given = nothing if data.given is None else data.given[:, 1:]  # the positions that predict a given token
+    assert peeking_figures(name, data, cfg, torch.cat([given, nothing[:, :1]], 1)) == right
+    first = nothing.clone()
+    first[torch.arange(len(data)), data.answer_start - 1] = True  # the first answer token: never given here
+    if data.given is not None:
+        first[torch.arange(len(data)), data.answer_start - 1] = False
+        first[torch.arange(len(data)), data.answer_start] = True  # mqar: the first value
+    assert peeking_figures(name, data, cfg, first)["exact_match"] == 0.0
+
+
+@pytest.mark.parametrize("name", [name for name, task in TASKS.items() if task.buckets])
+def test_buckets_cover_the_data(name):
+    """Every answer token a bucket counts (content, never <EOS> or a given token) has a value the
+    task says its settings cover, each token of a unit the same value, and nothing else has one."""
+    rng = random.Random(4)
+    task = TASKS[name]
+    for i in range(10):
+        cfg = task.config.model_validate(random_settings(name, rng))
+        data = task.make(cfg, 200, gen(i))
+        cols = torch.arange(data.tokens.shape[1])[None, :]
+        content = (cols >= data.answer_start[:, None]) & (data.tokens != PAD) & (data.tokens != EOS)
+        if data.given is not None:
+            content &= ~data.given
+        assert ((data.bucket >= 0) == content).all(), cfg
+        assert set(data.bucket[content].tolist()) <= set(task.buckets.values(cfg)), cfg
+        if data.unit is not None:
+            assert ((data.unit >= 0) == content).all()
+            for row_bucket, row_unit in zip(data.bucket.tolist(), data.unit.tolist()):
+                per_unit = {}
+                for b, u in zip(row_bucket, row_unit):
+                    per_unit.setdefault(u, set()).add(b)
+                assert all(len(values) == 1 for u, values in per_unit.items() if u >= 0)
+        else:  # the whole answer is one unit: its content has one value
+            assert all(len({b for b in row if b >= 0}) == 1 for row in data.bucket.tolist())
 
 
 # ---- data --------------------------------------------------------------------------------
@@ -354,8 +451,9 @@ def test_encode_decode_and_unknown_word():
 
 def test_vocabulary_order():
     assert vocab.VOCAB == ("<PAD>", "<EOS>", "woof", "arf", "ruff", "grrr", "User:", "Assistant:", "speak")
-    for task in TASKS.values():  # every task's vocabulary pads and stops with the same ids
-        assert task.vocab[vocab.PAD] == "<PAD>" and task.vocab[vocab.EOS] == "<EOS>"
+    for name, task in TASKS.items():  # every task's vocabulary starts with the bark words, in their order
+        words = task.vocab(task.config(name=name))
+        assert words[: len(vocab.VOCAB)] == vocab.VOCAB and len(set(words)) == len(words)
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ def train(
     from barkbench.config import load_config
     from barkbench.display import figures_table, print_samples, training_progress
     from barkbench.rundir import read_json, read_jsonl, start_run
+    from barkbench.tasks import task_of
     from barkbench.train import train as train_run
 
     if resume is not None:
@@ -59,9 +60,10 @@ def train(
     start = read_json(run / "meta.json").get("step", 0) if resume else 0
     if start:
         err.print(f"resuming from step {start} of {cfg.train.steps}", highlight=False)
-    with training_progress(cfg.name, cfg.train.steps, start) as on_step:
+    content = task_of(cfg.task).content
+    with training_progress(cfg.name, cfg.train.steps, start, content) as on_step:
         summary = train_run(run, cfg, resume=resume is not None, on_step=on_step)
-    out.print(figures_table(summary))
+    out.print(figures_table(summary, content))
     print_samples(read_jsonl(run / "samples.jsonl"))
     out.print(f"wrote {run}", highlight=False, soft_wrap=True)
 

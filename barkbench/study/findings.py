@@ -16,18 +16,12 @@ from pathlib import Path
 
 from barkbench import __version__
 from barkbench.buckets import bucket_order
+from barkbench.figures import FIGURES as DECLARED
+from barkbench.figures import on_test
 from barkbench.rundir import read_json, shown_status, write_json
 
 THRESHOLD = 0.9  # the collapse point is the first bucket whose mean test accuracy falls below this
-# The figures a line reports, on the test split: what nothing was chosen on.
-FIGURES = [
-    "test_loss",
-    "test_excess_loss",
-    "test_accuracy",
-    "test_bark_accuracy",
-    "test_stop_accuracy",
-    "test_exact_match",
-]
+FIGURES = [on_test(f) for f in DECLARED]  # the figures a line reports, on the test split: what nothing was chosen on
 CONSTANTS = ["params", "state_bytes"]  # the same for every seed of a model
 
 
@@ -49,19 +43,24 @@ def write_findings(study: Path, force: bool = False) -> dict:
     from barkbench.tasks import task_of
 
     combos = load_study(study)
-    task = task_of(combos[0]["config"].val_task)  # a study trains every model on the same task
+    task_cfg = combos[0]["config"].val_task  # a study trains every model on the same task
+    task = task_of(task_cfg)
+    chance = task.chance(task_cfg)
     rows, trained = collect(study, combos, task)
     tuning = select(rows)
     lines = trace(rows, trained, task)
     protocol = protocol_of(combos, task)
     for line in lines:
-        line["sentence"] = sentences.describe(line, task, protocol)
+        line["sentence"] = sentences.describe(line, task, protocol, chance)
     findings = {
         "barkbench": __version__,  # what wrote them: another version gathers and draws them again
         "study": study.name,
         "task": combos[0]["config"].task.name,
         "threshold": THRESHOLD,
-        "chance": task.chance,
+        "chance": chance,
+        "content": task.content,  # what the answer's content is: the tables' "acc (barks)"
+        "unit": task.unit,  # what exact match by bucket counts one of
+        "given": task.given,  # what the answers' given tokens are, if they hold any
         "bucket": task.buckets.name if task.buckets else None,
         "sample_figures": list(task.sample_figures),
         "protocol": protocol,

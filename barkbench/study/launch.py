@@ -108,7 +108,11 @@ def run_study(study: Path, launch=None) -> int | None:
     jobs, kept = todo(study)
     if not jobs:
         return None
+    from barkbench.config import RunConfig
+    from barkbench.tasks import task_of
+
     err.print(f"{len(jobs)} runs to train" + f" ({kept} completed runs kept)" * bool(kept), highlight=False)
     names, steps, start = ([j[k] for j in jobs] for k in ("name", "config", "start"))
-    with study_progress(names, [c["train"]["steps"] for c in steps], start) as show:
+    content = task_of(RunConfig.model_validate(jobs[0]["config"]).task).content  # every run has the study's task
+    with study_progress(names, [c["train"]["steps"] for c in steps], start, content) as show:
         return launch(jobs, study, show)

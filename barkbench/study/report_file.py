@@ -5,20 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from barkbench.figures import BY_BUCKET, CONTENT, EXACT, EXCESS, LOSS, STOP, on_test
 from barkbench.rundir import write_atomic
 from barkbench.study.findings import THRESHOLD, bucket_axis, short
 from barkbench.study.sentences import protocol_text, where
 
-# The figures table's columns after the model and its runs: (header, key, digits).
-COLUMNS = [
-    ("params", "params", 0),
-    ("state bytes", "state_bytes", 0),
-    ("test loss", "test_loss", 3),
-    ("excess loss", "test_excess_loss", 3),
-    ("acc (barks)", "test_bark_accuracy", 3),
-    ("stop acc", "test_stop_accuracy", 3),
-    ("exact match", "test_exact_match", 3),
-]
+REPORTED = (LOSS, EXCESS, CONTENT, STOP, EXACT)  # the figures table's, after params and state bytes
+
+
+def columns(content: str) -> list[tuple[str, str, int]]:
+    """The figures table's columns after the model and its runs: (header, key, digits)."""
+    figures = [(f.label(content), on_test(f), f.digits) for f in REPORTED]
+    return [("params", "params", 0), ("state bytes", "state_bytes", 0), *figures]
 
 
 def pm(s: dict | None, digits: int) -> str:
@@ -39,11 +37,12 @@ def figures_table(findings: dict) -> tuple[list[str], list[list[str]]]:
     lines = findings["models"]
     tune = any(line["tune"] for line in lines)
     extra = [(key.replace("_", " "), key, 2) for key in findings["sample_figures"]]
-    headers = ["model", "runs"] + ["chosen"] * tune + [h for h, _, _ in COLUMNS + extra]
+    shown = columns(findings["content"]) + extra
+    headers = ["model", "runs"] + ["chosen"] * tune + [h for h, _, _ in shown]
     cells = []
     for line in lines:
         row = [line["name"], f"{line['completed']}/{line['runs']}"] + [tuned(line)] * tune
-        row += [pm(line.get(key), digits) for _, key, digits in COLUMNS + extra]
+        row += [pm(line.get(key), digits) for _, key, digits in shown]
         cells.append(row)
     return headers, cells
 
@@ -81,7 +80,8 @@ def terminal_tables(findings: dict) -> list[tuple]:
     """(title, headers, cells) for the terminal: the figures, then accuracy by bucket."""
     tables = [(f"{findings['study']}: test figures, mean ± std over seeds", *figures_table(findings))]
     if findings["bucket"]:
-        tables.append((f"test accuracy of the answer's barks by {findings['bucket']}", *bucket_table(findings)))
+        what = BY_BUCKET.said(findings["content"])
+        tables.append((f"test {what} by {findings['bucket']}", *bucket_table(findings)))
     return tables
 
 
@@ -106,9 +106,16 @@ def write(study: Path, findings: dict, pictures: list[str], task) -> None:
         )
         + f"; {sum(r['status'] == 'completed' for r in rows)} completed. Every figure is on the test split, which "
         "nothing was chosen on: mean ± standard deviation over seeds (a figure without ± is the same for every "
-        "seed). Loss is in nats per answer token, excess loss the loss above the task's Bayes floor. "
-        "`acc (barks)` counts the answer's barks, `stop acc` whether <EOS> comes where the answer ends, "
-        "`exact match` the answers right from the first token to <EOS>.",
+        "seed). Loss is in nats per answer token, excess loss the loss above the task's Bayes floor; "
+        + ", ".join(
+            f"`{f.label(findings['content'])}` is the {f.said(findings['content'])}" for f in (CONTENT, STOP, EXACT)
+        )
+        + "."
+        + (
+            f" {findings['given'].capitalize()} are given: fed to the model, never counted."
+            if findings["given"]
+            else ""
+        ),
     ]
     if any(len(t["candidates"]) > 1 for t in findings["tuning"]):
         keys = ", ".join(findings["tuning"][0]["candidates"][0]["tune"])
@@ -123,9 +130,9 @@ def write(study: Path, findings: dict, pictures: list[str], task) -> None:
         text += [
             "",
             protocol_text(findings["protocol"], task)
-            + f" The table counts the answer's barks by {findings['bucket']}; the collapse point is the first bucket "
-            f"whose mean falls below {THRESHOLD}, and the seeds' collapse the range of each seed's own. Chance is "
-            f"{task.chance:.2f}."
+            + f" The table gives the {BY_BUCKET.said(findings['content'])} by {findings['bucket']}; the collapse "
+            f"point is the first bucket whose mean falls below {THRESHOLD}, and the seeds' collapse the range of each "
+            f"seed's own. Chance is {findings['chance']:.2f}."
             + " A * marks a bucket the model never trained on."
             * (findings["protocol"]["kind"] == "beyond"),
         ]

@@ -12,13 +12,13 @@ def near(value: float, chance: float) -> str:
     return f", near chance ({chance:.2f})" if value < chance + 0.05 else ""
 
 
-def describe(line: dict, task, protocol: dict | None) -> str:
+def describe(line: dict, task, protocol: dict | None, chance: float) -> str:
     """One sentence per line."""
     name = line["name"]
     if not line["completed"]:
         return f"{name}: none of its {line['runs']} runs completed, so there are no figures yet."
     if line.get("by_bucket"):
-        text = describe_curve(line, task, protocol)
+        text = describe_curve(line, task, protocol, chance)
     elif line.get("stop_rate"):
         text = (
             f"{name} ends {line['stop_rate']['mean']:.0%} of its samples inside the trained length range and keeps "
@@ -28,14 +28,14 @@ def describe(line: dict, task, protocol: dict | None) -> str:
     else:
         text = (
             f"{name} reaches test loss {line['test_loss']['mean']:.3f}, {line['test_excess_loss']['mean']:.3f} nats "
-            f"above the floor, and test accuracy {line['test_bark_accuracy']['mean']:.2f} on the answer's barks"
+            f"above the floor, and test accuracy {line['test_bark_accuracy']['mean']:.2f} on the answer's {task.content}"
         )
     if line["completed"] < line["runs"]:
         text += f" ({line['runs'] - line['completed']} of its {line['runs']} runs did not complete; see the runs below)"
     return text + "."
 
 
-def describe_curve(line: dict, task, protocol: dict | None) -> str:
+def describe_curve(line: dict, task, protocol: dict | None, chance: float) -> str:
     name, what = line["name"], task.buckets.name
     acc = {b: s["mean"] for b, s in line["by_bucket"].items()}
     buckets, collapse = list(acc), line["collapse"]
@@ -43,7 +43,7 @@ def describe_curve(line: dict, task, protocol: dict | None) -> str:
     if high < THRESHOLD:
         return (
             f"{name} did not learn the task at this budget: its test accuracy stays below {THRESHOLD} at every "
-            f"{what}, {low:.2f} to {high:.2f} from {first} to {last}{near(high, task.chance)}"
+            f"{what}, {low:.2f} to {high:.2f} from {first} to {last}{near(high, chance)}"
         )
     if collapse is None:
         text = f"{name} holds {low:.2f} test accuracy{' or more' * (low < 0.995)} at every {what} out to {last}"
@@ -61,7 +61,7 @@ def describe_curve(line: dict, task, protocol: dict | None) -> str:
         )
         if last != collapse:
             text += f"; at {last} it is at {acc[last]:.2f}"
-        text += near(acc[last], task.chance)
+        text += near(acc[last], chance)
     text += seeds_say(line)
     beyond = [b for b in buckets if b not in line["trained"]]
     if protocol and protocol["kind"] == "beyond" and beyond:

@@ -13,7 +13,7 @@ as bars of those, any other as bars of its final figures.
 
 from __future__ import annotations
 
-from barkbench.tasks import barks, copying, cycle, echo, reversal
+from barkbench.tasks import barks, copying, cycle, echo, induction, mqar, reversal, selective_copy
 from barkbench.tasks.common import Splits, Task, stream
 from barkbench.vocab import EOS
 
@@ -23,6 +23,9 @@ TASKS: dict[str, Task] = {
     "echo": echo.TASK,
     "copy": copying.TASK,
     "reverse": reversal.TASK,
+    "mqar": mqar.TASK,
+    "selective_copy": selective_copy.TASK,
+    "induction": induction.TASK,
 }
 DEFAULT_TASK = "barks"  # what a config without a `task.name` gets
 
@@ -46,12 +49,16 @@ def make_splits(task_cfg, seed: int, eval_cfg=None) -> Splits:
     )
 
 
-def sample_prompts(task_cfg, count: int, seed: int) -> list[tuple[list[int], list[int]]]:
-    """`count` prompts of the task with their true answers (up to <EOS>, kept), drawn from a
-    stream of their own so that the training data are untouched."""
+def sample_prompts(task_cfg, count: int, seed: int) -> list[tuple[list[int], list[int], list[int | None]]]:
+    """`count` prompts of the task with their true answers (up to <EOS>, kept) and, per answer
+    token, the token when it is given (mqar's query keys) or None, drawn from a stream of their
+    own so that the training data are untouched."""
     data = task_of(task_cfg).make(task_cfg, count, stream(seed, "samples"))
-    pairs = []
-    for row, start in zip(data.tokens.tolist(), data.answer_start.tolist()):
+    given = data.given.tolist() if data.given is not None else [[False] * data.tokens.shape[1]] * len(data)
+    prompts = []
+    for row, start, fed in zip(data.tokens.tolist(), data.answer_start.tolist(), given):
         end = row.index(EOS, start) + 1
-        pairs.append((row[:start], row[start:end]))
-    return pairs
+        prompts.append(
+            (row[:start], row[start:end], [t if g else None for t, g in zip(row[start:end], fed[start:end])])
+        )
+    return prompts

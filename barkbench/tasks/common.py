@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, NamedTuple, Optional
 
 from pydantic import Field, model_validator
 
 from barkbench.schema import Check, Section
-from barkbench.vocab import ASSISTANT, BARKS, EOS, PAD, SPEAK, USER, VOCAB, decode
+from barkbench.vocab import ASSISTANT, BARKS, EOS, PAD, SPEAK, USER, VOCAB
 
 
 class TaskSection(Section):
@@ -41,15 +41,27 @@ class Dataset:
     answer_start: [N] index of the first answer token (the one after `Assistant:`).
     bucket:       [N, T] the value each answer token's accuracy is bucketed by (echo: how far
                   back its source lies; copy: the source length), -1 where none (<EOS>, the
-                  prompt); None for tasks that bucket nothing.
+                  prompt, given tokens); None for tasks that bucket nothing.
+    given:        [N, T] True at the answer tokens that are given (mqar's query keys): fed to
+                  the model, never predicted or counted; None where an answer holds none.
+    unit:         [N, T] for exact match by bucket, the unit each bucketed token belongs to
+                  within its answer (mqar: its query), -1 elsewhere; every token of a unit has
+                  the same bucket value. None: the whole answer, <EOS> included, is one unit.
     """
 
     tokens: object
     answer_start: object
     bucket: object = None
+    given: object = None
+    unit: object = None
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
+
+    def __getitem__(self, rows) -> Dataset:
+        """The same fields for these rows (a slice or an index tensor)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Dataset(**{name: None if t is None else t[rows] for name, t in values.items()})
 
 
 class Splits(NamedTuple):
@@ -84,8 +96,13 @@ class Task:
     floor: Callable  # (task config) -> the Bayes floor: the lowest loss any model can reach, nats/answer token
     longest: Callable  # (task config) -> the longest sequence it makes, in tokens
     checks: tuple[Check, ...] = ()  # checks that relate its keys
-    vocab: tuple[str, ...] = VOCAB  # its words: every model sizes its head from this
-    chance: float = 1 / len(BARKS)  # the accuracy of guessing among the four barks
+    # (task config) -> its words: the bark vocabulary, then any of its own; every model sizes
+    # its embedding and head from this
+    vocab: Callable = lambda cfg: VOCAB
+    chance: Callable = lambda cfg: 1 / len(BARKS)  # (task config) -> the accuracy of guessing the content
+    content: str = "barks"  # what the answer's content tokens are, for labels: "acc (barks)"
+    unit: str = "answer"  # what exact match by bucket counts one of: a whole answer, or a query
+    given: str = ""  # what its answers' given tokens are ("the query keys"), if they hold any
     buckets: Buckets | None = None
     # (task config, prompts, answers, expected answers) -> (a verdict per sample, their summary),
     # for tasks whose samples can be right or wrong; the summary's keys go into summary.json.
@@ -148,5 +165,5 @@ def exact_answers(cfg, prompts, answers, expected) -> tuple[list[dict], dict]:
     (Nothing to judge when the prompts are not the task's own, so the answers are unknown.)"""
     if any(e is None for e in expected):
         return [{} for _ in answers], {}
-    verdicts = [{"expected": decode(e[:-1]), "correct": a == e} for a, e in zip(answers, expected)]
+    verdicts = [{"correct": a == e} for a, e in zip(answers, expected)]
     return verdicts, {"sample_accuracy": sum(v["correct"] for v in verdicts) / max(len(verdicts), 1)}
