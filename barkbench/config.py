@@ -64,6 +64,12 @@ class TrainConfig(Section):
     weight_decay: float = Field(0.01, ge=0)  # light: these models are tiny and the data endless
     grad_clip: float = Field(1.0, gt=0)
     eval_every: int = Field(200, ge=1)
+    stop_at: Optional[float] = Field(
+        None,
+        gt=0,
+        le=1,
+        description="stop at the first evaluation whose validation accuracy of the answer's content reaches it",
+    )
     eval_batch_size: int = Field(256, ge=1)
     checkpoint_every: Optional[int] = Field(None, ge=1, description="default: eval_every")
     keep_checkpoints: int = Field(3, ge=1)

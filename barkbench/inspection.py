@@ -18,30 +18,33 @@ from pathlib import Path
 import torch
 
 from barkbench import inspection_plots as plots
-from barkbench.evaluate import answer_loss
+from barkbench.evaluate import answer_batch, answer_loss
 from barkbench.sample import generate
 from barkbench.tasks import stream, task_of
 from barkbench.vocab import EOS, encode
 
 
-def example(cfg, model, prompt: str | None) -> tuple[list[int], int]:
-    """The tokens to inspect and where the answer starts: the given prompt with the model's own
-    greedy answer, or one sequence of the run's validation task (its settings made short enough
-    to label every token) with its true answer."""
+def example(cfg, model, prompt: str | None) -> tuple[list[int], int, list[bool]]:
+    """The tokens to inspect, where the answer starts and which tokens are given (never part of
+    the answer's loss): the given prompt with the model's own greedy answer, or one sequence of
+    the run's validation task (its settings made short enough to label every token) with its
+    true answer."""
     if prompt:
         ids = encode(prompt, cfg.vocab)
-        return ids + generate(model, ids, 1, cfg.sample.max_new_tokens, temperature=0)[0], len(ids)
+        tokens = ids + generate(model, ids, 1, cfg.sample.max_new_tokens, temperature=0)[0]
+        return tokens, len(ids), [False] * len(tokens)
     task = task_of(cfg.val_task)
     settings = task.readable(cfg.val_task)
     data = task.make(settings, 1, stream(cfg.seed, "inspect"))
     tokens = data.tokens[0].tolist()
-    return tokens[: tokens.index(EOS) + 1], int(data.answer_start[0])
+    end = tokens.index(EOS) + 1
+    given = data.given[0, :end].tolist() if data.given is not None else [False] * end
+    return tokens[:end], int(data.answer_start[0]), given
 
 
-def gradient_norms(model, tokens: list[int], answer_start: int) -> dict[str, torch.Tensor]:
+def gradient_norms(model, tokens: list[int], answer_start: int, given: list[bool]) -> dict[str, torch.Tensor]:
     """{line name: the gradient norm of the answer's loss at the model's state, per position}."""
-    x, y = torch.tensor([tokens[:-1]]), torch.tensor([tokens[1:]])
-    mask = torch.arange(1, len(tokens))[None] >= answer_start
+    x, y, mask = answer_batch(torch.tensor([tokens]), torch.tensor([answer_start]), torch.tensor([given]))
     logits, read = model.gradient_states(x, torch.tensor([answer_start]))
     answer_loss(logits, y, mask).backward()
     return read()
@@ -61,7 +64,7 @@ def kept_weights(model, layers: list, x: torch.Tensor, answer_start: int) -> lis
 def draw_pictures(cfg, model, prompt: str | None, out_dir: Path, name: str) -> list[Path]:
     """Draw the pictures for a loaded model; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokens, start = example(cfg, model, prompt)
+    tokens, start, given = example(cfg, model, prompt)
     words = [cfg.vocab[t] for t in tokens]
     labels = words[:-1]  # the inputs: every token but the last
     message = None if prompt else task_of(cfg.val_task).message(cfg.val_task, tokens, start)
@@ -83,6 +86,6 @@ def draw_pictures(cfg, model, prompt: str | None, out_dir: Path, name: str) -> l
     for n, weights in enumerate(kept_weights(model, model.alignment_layers(), x, start), 1):
         path = out_dir / f"alignment-layer{n}.png"
         written.append(plots.alignment_map(weights, words[start:], words[:start], message, path, f"{title}, layer {n}"))
-    norms = gradient_norms(model, tokens, start)
+    norms = gradient_norms(model, tokens, start, given)
     written.append(plots.gradient_norms(norms, labels, start, message, title, out_dir / "gradients.png"))
     return written

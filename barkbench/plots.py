@@ -29,8 +29,9 @@ def save(fig, path: Path) -> None:
 # ---- a run --------------------------------------------------------------------------------
 
 
-def run_curves(run: Path, title: str, content: str = "barks") -> Path:
-    """curves.png of a run: train and validation loss, validation accuracy, against step."""
+def run_curves(run: Path, title: str, content: str = "barks", stopped: int | None = None) -> Path:
+    """curves.png of a run: train and validation loss, validation accuracy, against step; where
+    it stopped early (train.stop_at), a line at that step."""
     rows = read_jsonl(run / "metrics.jsonl")
     fig, (loss, acc) = plt.subplots(1, 2, figsize=(11, 4))
     steps = [r["step"] for r in rows]
@@ -39,11 +40,13 @@ def run_curves(run: Path, title: str, content: str = "barks") -> Path:
     if rows and "excess_loss" in rows[-1]:
         floor = rows[-1]["val_loss"] - rows[-1]["excess_loss"]
         loss.axhline(floor, color="grey", linestyle="--", linewidth=1, label=f"the task's floor ({floor:.3f})")
-    loss.set(xlabel="training step", ylabel="nats per answer token", title="loss")
-    loss.legend(fontsize="small")
     for figure in (CONTENT, STOP):
         acc.plot(steps, [r.get(figure.name) for r in rows], marker=".", label=figure.said(content))
+    for panel in (loss, acc) if stopped is not None else ():
+        panel.axvline(stopped, color="black", linestyle=":", linewidth=1, label=f"stopped early at step {stopped}")
+    loss.set(xlabel="training step", ylabel="nats per answer token", title="loss")
     acc.set(xlabel="training step", ylabel="validation accuracy", ylim=(0, 1.05), title="validation accuracy")
+    loss.legend(fontsize="small")
     acc.legend(fontsize="small")
     fig.suptitle(title)
     save(fig, run / "curves.png")
@@ -189,26 +192,34 @@ def grouped_bars(lines: list[dict], figures: dict[str, str], path: Path, title: 
 
 def study_curves(study: Path, rows: list[dict], path: Path, title: str, content: str) -> None:
     """curves.png of a study: one column per model, validation loss above and accuracy below against
-    step; every run of the model drawn, a colour per tune value, a line style per seed."""
+    step, on one scale per row; every run of the model drawn, a colour per value of the swept and
+    tuned keys together, a line style per seed, an x where a run stopped early (train.stop_at)."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
-    fig, axes = plt.subplots(2, len(labels), figsize=(4 * len(labels) + 1, 7), squeeze=False, sharex="col")
+    fig, axes = plt.subplots(
+        2, len(labels), figsize=(4 * len(labels) + 1, 7), squeeze=False, sharex="col", sharey="row"
+    )
     styles = ["-", "--", ":", "-."]
     for col, label in enumerate(labels):
         members = [r for r in rows if r["label"] == label and r["run"]]
-        tunes = list(dict.fromkeys(key_of(r["tune"]) for r in members))
+        settings = list(dict.fromkeys(key_of({**r["sweep"], **r["tune"]}) for r in members))
         seeds = sorted({r["seed"] for r in members})
         for r in members:
             metrics = read_jsonl(study / r["run"] / "metrics.jsonl")
-            steps = [m["step"] for m in metrics]
-            colour = f"C{tunes.index(key_of(r['tune'])) % 10}"
+            steps, accuracy = [m["step"] for m in metrics], [m.get(CONTENT.name) for m in metrics]
+            colour = f"C{settings.index(key_of({**r['sweep'], **r['tune']})) % 10}"
             style = styles[seeds.index(r["seed"]) % len(styles)]
-            tune = ", ".join(short({**r["sweep"], **r["tune"]}))
-            name = f"seed {r['seed']}" + (f", {tune}" if tune else "")
+            name = ", ".join([f"seed {r['seed']}", *short({**r["sweep"], **r["tune"]})])
             axes[0][col].plot(steps, [m["val_loss"] for m in metrics], style, color=colour, alpha=0.8, label=name)
-            axes[1][col].plot(steps, [m.get(CONTENT.name) for m in metrics], style, color=colour, alpha=0.8)
-        axes[0][col].set(title=label, ylabel="validation loss (nats per answer token)")
-        axes[1][col].set(xlabel="training step", ylabel=f"validation {CONTENT.said(content)}", ylim=(0, 1.05))
+            axes[1][col].plot(steps, accuracy, style, color=colour, alpha=0.8)
+            if r.get("stopped_early") and steps:
+                axes[1][col].plot(steps[-1], accuracy[-1], "x", color=colour, markersize=8)
+        axes[0][col].set(title=label, ylabel="validation loss (nats per answer token)" if col == 0 else "")
+        axes[1][col].set(xlabel="training step", ylim=(0, 1.05))
+        axes[1][col].set_ylabel(f"validation {CONTENT.said(content)}" if col == 0 else "")
         if 0 < len(members) <= 12:
             axes[0][col].legend(fontsize="x-small")
-    fig.suptitle(f"{title}: every run's validation curves\n(colour: sweep and tune values; line style: seed)")
+    stopped = "; x: stopped early" if any(r.get("stopped_early") for r in rows) else ""
+    fig.suptitle(
+        f"{title}: every run's validation curves\n(colour: the swept and tuned values; line style: seed{stopped})"
+    )
     save(fig, path)

@@ -18,7 +18,7 @@ import torch
 from barkbench.checkpoints import latest_checkpoint, pick_device
 from barkbench.errors import Interrupted, RunFailed
 from barkbench.evaluate import answer_loss, evaluate, to_batch
-from barkbench.figures import split_figures
+from barkbench.figures import CONTENT, split_figures
 from barkbench.interrupts import interrupts
 from barkbench.models import count_params
 from barkbench.rundir import host_fields, now, truncate_metrics, update_meta, write_atomic, write_json
@@ -42,6 +42,8 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
     if resume:
         state.restore(latest_checkpoint(run))
         truncate_metrics(run, state.step)
+        if state.stopped != tc.steps:  # trained on to more steps: the rule applies again from here
+            state.stopped = 0
     model, optimizer = state.model, state.optimizer
     meta = {
         "params": count_params(model),
@@ -59,7 +61,7 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
         interrupts(lambda signum: mark(run, "interrupted"), stop_requested) as stop,
     ):
         model.train()
-        while state.step < tc.steps:
+        while state.step < tc.steps and not state.stopped:
             t0 = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(state.step, tc)
@@ -85,12 +87,14 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
                     {"step": state.step, "train_loss": state.train_loss(), **figures, "lr": lr_at(state.step - 1, tc)}
                     | {"tokens_per_second": state.tokens_per_second(), "wall_seconds": state.wall_seconds()},
                 )
+                if tc.stop_at is not None and figures[CONTENT.name] >= tc.stop_at and state.step < tc.steps:
+                    state.stopped = tc.steps  # learned: the test is measured here (train.stop_at)
             if on_step:  # before the checkpoint: a signal that lands while the display redraws still gets one
                 shown = {"loss": loss_value, "tokens_per_second": state.tokens_per_second(), "evaluated": evaluated}
                 on_step({"step": state.step, "steps": tc.steps, **shown, "val_accuracy": figures.get("bark_accuracy")})
-            if state.step % tc.checkpoint_every == 0 or state.step == tc.steps or stop.requested:
+            if state.step % tc.checkpoint_every == 0 or state.step == tc.steps or stop.requested or state.stopped:
                 state.save(run, tc.keep_checkpoints)
-            if stop.requested and state.step < tc.steps:
+            if stop.requested and state.step < tc.steps and not state.stopped:
                 raise Interrupted(
                     f"interrupted at step {state.step} of {tc.steps}; a checkpoint is saved. "
                     f"Resume with: barkbench train --resume {run}",
@@ -118,13 +122,15 @@ def finish(run: Path, cfg, model, state: TrainerState, figures: dict) -> dict:
     rows, judged = draw_samples(model, cfg.val_task, cfg.sample, cfg.seed, stream(cfg.seed, "sampling"))
     write_atomic(run / "samples.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     summary = {"name": run.name, "model": cfg.model.name, "task": cfg.task.name, "seed": cfg.seed, "steps": state.step}
+    summary["stopped_early"] = bool(state.stopped)  # at `steps`, where validation reached train.stop_at
     summary |= figures | {"floor_loss": task_of(cfg.val_task).floor(cfg.val_task)} | judged
     summary |= {"params": count_params(model), "state_bytes": model.state_bytes()}
     summary |= {"tokens_per_second": state.tokens_per_second(), "wall_seconds": state.wall_seconds()}
     write_json(run / "summary.json", summary)
     from barkbench.plots import run_curves  # matplotlib: only now that there is something to draw
 
-    run_curves(run, f"{run.name}: {cfg.model.name} on {cfg.task.name}", task_of(cfg.task).content)
+    stopped = state.step if state.stopped else None
+    run_curves(run, f"{run.name}: {cfg.model.name} on {cfg.task.name}", task_of(cfg.task).content, stopped)
     mark(run, "completed")
     return summary
 

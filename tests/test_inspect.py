@@ -76,8 +76,8 @@ def test_rnn_gradient_reaches_back_through_the_recurrence(name):
     torch.manual_seed(0)
     cfg = RunConfig.model_validate(echo_config({"name": name}))
     model = build_model(cfg.model, V)
-    tokens, start = example(cfg, model, None)
-    (norms,) = gradient_norms(model, tokens, start).values()
+    tokens, start, given = example(cfg, model, None)
+    (norms,) = gradient_norms(model, tokens, start, given).values()
     assert (norms[: start - 1] > 0).all()
     assert norms[-1] == 0  # nothing depends on the last state
 
@@ -86,8 +86,8 @@ def test_gpt_gradients_one_line_per_block_and_attention_rows_sum_to_one():
     torch.manual_seed(0)
     cfg = RunConfig.model_validate(echo_config({"name": "gpt"}))
     model = build_model(cfg.model, V)
-    tokens, start = example(cfg, model, None)
-    norms = gradient_norms(model, tokens, start)
+    tokens, start, given = example(cfg, model, None)
+    norms = gradient_norms(model, tokens, start, given)
     assert list(norms) == ["entering layer 1", "entering layer 2"]
     assert all(n.shape == (len(tokens) - 1,) and (n[: start - 1] > 0).all() for n in norms.values())
     for layer in model.attention_layers():

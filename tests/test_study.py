@@ -448,6 +448,7 @@ def test_every_launcher_gives_the_results_of_the_local_launcher(tmp_path, write_
         args += [
             "train.steps=6",
             "train.eval_every=3",
+            "train.stop_at=0.2",  # some runs stop early at step 3: where they stop is the same too
             "task.train_size=64",
             "task.val_size=32",
             "sample.num_samples=1",
@@ -458,6 +459,7 @@ def test_every_launcher_gives_the_results_of_the_local_launcher(tmp_path, write_
         figures[name] = result_figures(study)
     assert figures["other"] == figures["reference"]
     assert len(figures["reference"]) == 4
+    assert 0 < sum(row["stopped_early"] for row in figures["reference"].values()) < 4
 
 
 @pytest.mark.slow

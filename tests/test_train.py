@@ -12,6 +12,7 @@ from helpers import all_figures, tiny, train_config
 from barkbench.cli import app
 from barkbench.config import load_config, validate
 from barkbench.rundir import read_jsonl, start_run
+from barkbench.tasks import TASKS
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
 FEW_STEPS = [
@@ -144,6 +145,7 @@ def test_shipped_config_trains(runner, tmp_path, path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 2
     assert (summary["model"], summary["task"]) == (cfg.model.name, cfg.task.name)
-    assert ("accuracy_by_distance" in summary) == (cfg.task.name == "echo")
+    buckets = TASKS[cfg.task.name].buckets
+    assert [k for k in summary if k.startswith("accuracy_by_")] == ([f"accuracy_by_{buckets.name}"] if buckets else [])
     assert len(read_jsonl(run / "metrics.jsonl")) == 2
     assert len(read_jsonl(run / "samples.jsonl")) == 1

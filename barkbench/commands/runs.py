@@ -63,6 +63,12 @@ def train(
     content = task_of(cfg.task).content
     with training_progress(cfg.name, cfg.train.steps, start, content) as on_step:
         summary = train_run(run, cfg, resume=resume is not None, on_step=on_step)
+    if summary["stopped_early"]:
+        err.print(
+            f"stopped early at step {summary['steps']} of {cfg.train.steps}: validation accuracy of the answer's "
+            f"{content} {summary['bark_accuracy']:.3f} reached train.stop_at {cfg.train.stop_at}",
+            highlight=False,
+        )
     out.print(figures_table(summary, content))
     print_samples(read_jsonl(run / "samples.jsonl"))
     out.print(f"wrote {run}", highlight=False, soft_wrap=True)

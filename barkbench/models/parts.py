@@ -25,12 +25,25 @@ def cache_bytes(layers: int, length: int, width: int, element_size: int) -> int:
 
 
 def init_weights(module):
-    # Small normal weights, as in GPT-2: PyTorch's default uniform init makes a deep residual
-    # stream start with large activations and trains noticeably slower on this data.
+    """GPT-2's start: every weight N(0, 0.02), biases zero."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, std=0.02)
     if isinstance(module, nn.Linear) and module.bias is not None:
         nn.init.zeros_(module.bias)
+
+
+# How a transformer's weights start (model.init), and the std its token embeddings start with.
+# gpt2: every weight N(0, 0.02), as GPT-2 and nanoGPT; at width 64 it trained echo faster than
+# PyTorch's defaults (validation accuracy 0.87 against 0.68 after 1000 steps of echo_gpt).
+# torch: PyTorch's defaults (linear layers uniform in +-1/sqrt(fan_in), embeddings N(0, 1)); at
+# width 64 a 2-layer GPT crossed the induction-head transition of mqar (32 keys, 8 pairs) by
+# step 750, where gpt2's start stayed at 0.20 for 3000 steps at every learning rate tried.
+INIT_STD = {"gpt2": 0.02, "torch": 1.0}
+
+
+def initialise(model: nn.Module, init: str) -> None:
+    if init == "gpt2":
+        model.apply(init_weights)
 
 
 def feed_forward(cfg) -> nn.Sequential:

@@ -63,6 +63,7 @@ def write_findings(study: Path, force: bool = False) -> dict:
         "given": task.given,  # what the answers' given tokens are, if they hold any
         "bucket": task.buckets.name if task.buckets else None,
         "sample_figures": list(task.sample_figures),
+        "stop_at": sorted({c["config"].train.stop_at for c in combos} - {None}),  # train.stop_at, if set
         "protocol": protocol,
         "comparison": sentences.compare(lines, bucket_axis(lines)),
         "runs": rows,
@@ -143,8 +144,27 @@ def key_of(settings: dict) -> str:
 
 
 def short(settings: dict) -> list[str]:
-    """Dotted-key settings as a reader sees them in names and legends: ["lr=0.003", ...]."""
-    return [f"{key.rsplit('.', 1)[-1]}={value}" for key, value in settings.items()]
+    """Dotted-key settings as a reader sees them in names and legends: ["lr=0.003", ...]; keys set
+    together to one value by what they share, "task.min_gap,task.max_gap": [8, 8] as "gap=8"."""
+    shown = []
+    for key, value in settings.items():
+        leaves = [k.rsplit(".", 1)[-1] for k in key.split(",")]
+        if len(leaves) == 1:
+            shown.append(f"{leaves[0]}={value}")
+        elif len(set(map(json.dumps, value))) == 1 and (common := shared_suffix(leaves)):
+            shown.append(f"{common}={value[0]}")
+        else:
+            shown += [f"{leaf}={v}" for leaf, v in zip(leaves, value)]
+    return shown
+
+
+def shared_suffix(names: list[str]) -> str:
+    """The end that names share, from a word boundary: "gap" for min_gap and max_gap ("" if none)."""
+    common = names[0]
+    while common and not all(n.endswith(common) for n in names):
+        common = common[1:]
+    at_boundary = common.startswith("_") or all(n[: len(n) - len(common)].endswith("_") for n in names)
+    return common.lstrip("_") if at_boundary else ""
 
 
 def select(rows: list[dict]) -> list[dict]:

@@ -6,6 +6,7 @@ checkpoint, so every launcher gets retries for free."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +15,23 @@ from barkbench.errors import BarkError, Interrupted
 from barkbench.rundir import list_checkpoints, load_run_config, now, read_json, start_run, truncate_metrics, update_meta
 from barkbench.study.plan import study_runs
 from barkbench.train import train
+
+EVERY = 0.1  # seconds between two progress events of one run sent to a study's display: it redraws no faster
+
+
+def throttled(send: Callable[[dict], None], every: float = EVERY) -> Callable[[dict], None]:
+    """An on_step that passes a step on to `send` (a queue to the study process, a Ray actor) only
+    when a display can show it: every evaluation (the plain progress lines are made of those),
+    the last step, and otherwise at most one step each `every` seconds."""
+    sent = -every
+
+    def on_step(fields: dict) -> None:
+        nonlocal sent
+        if fields["evaluated"] or fields["step"] == fields["steps"] or time.monotonic() - sent >= every:
+            sent = time.monotonic()
+            send(fields)
+
+    return on_step
 
 
 def cores() -> int:

@@ -13,7 +13,7 @@ from queue import Empty
 from barkbench.display import err
 from barkbench.errors import BarkError
 from barkbench.interrupts import interrupts
-from barkbench.study.job import cores, run_job
+from barkbench.study.job import cores, run_job, throttled
 
 
 def launch(todo: list[dict], study: Path, show, jobs: int | None = None) -> int | None:
@@ -62,7 +62,7 @@ def _work(job: dict, study: str) -> dict:
     return run_job(
         job,
         Path(study),
-        on_step=lambda fields: _events.put(("step", i, fields)),
+        on_step=throttled(lambda fields: _events.put(("step", i, fields))),
         on_start=lambda run: _events.put(("start", i, os.getpid())),
         stop_requested=_stop.is_set,
     )

@@ -36,11 +36,10 @@ from barkbench.display import err
 from barkbench.errors import BarkError, Interrupted
 from barkbench.interrupts import interrupts
 from barkbench.rundir import update_meta
-from barkbench.study.job import cores, run_job
+from barkbench.study.job import cores, run_job, throttled
 
 RETRIES = 3  # how many times Ray runs a task again after its worker or node died
 OBJECT_STORE = 128 * 2**20  # bytes, for the Ray started here: the tasks exchange a few small dicts
-EVERY = 0.1  # seconds between two progress events of one task: the display redraws no faster
 PATIENCE = 10  # seconds a node waits for the study directory to appear (NFS caches directory entries)
 ADDRESS = re.compile(r"auto|ray://\S+|(?P<host>[^\s:/]+):(?P<port>\d+)")
 
@@ -258,13 +257,7 @@ def run_task(job: dict, study: str, digest: str, events) -> dict:
         if stop.requested:  # cancelled as it began: leave the run to --resume
             return {"status": "not started"}
         i, node = job["index"], ray.get_runtime_context().get_node_id()
-        sent = 0.0
-
-        def on_step(fields: dict) -> None:
-            nonlocal sent
-            if fields["step"] == fields["steps"] or time.monotonic() - sent >= EVERY:
-                sent = time.monotonic()
-                events.put.remote((i, fields))  # not waited for: the step goes on
+        on_step = throttled(lambda fields: events.put.remote((i, fields)))  # not waited for: the step goes on
 
         def on_start(run: Path) -> None:
             update_meta(run, ray_node=node)  # which node trained it, beside meta's host and pid

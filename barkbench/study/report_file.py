@@ -140,6 +140,7 @@ def write(study: Path, findings: dict, pictures: list[str], task) -> None:
     if findings["bucket"]:
         text += [markdown_table(*bucket_table(findings)), ""]
     text += [f"- {line['sentence']}" for line in lines]
+    text += stops(findings)
     if findings["comparison"]:
         text += ["", findings["comparison"]]
     text += [""] + [f"![{name}]({name})\n" for name in pictures]
@@ -155,12 +156,29 @@ def write(study: Path, findings: dict, pictures: list[str], task) -> None:
     write_atomic(study / "report.md", "\n".join(text))
 
 
+def stops(findings: dict) -> list[str]:
+    """The sentence that says which runs stopped early (train.stop_at), and where."""
+    rows = findings["runs"]
+    stopped = sorted(r["steps"] for r in rows if r.get("stopped_early"))
+    if not findings["stop_at"]:
+        return []
+    at = " or ".join(map(str, findings["stop_at"]))
+    where = f"step {stopped[0]}" if len(set(stopped)) == 1 else f"steps {stopped[0]} to {stopped[-1]}"
+    said = f"{len(stopped)} of {len(rows)} runs stopped early, at {where}" if stopped else "No run stopped early"
+    return [
+        "",
+        f"{said}: a run stops at its first evaluation whose validation {CONTENT.said(findings['content'])} reaches "
+        f"train.stop_at ({at}), and its test figures are measured there (the Runs table's steps).",
+    ]
+
+
 def runs_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    headers = ["run", "model", "seed", "settings", "status", "chosen", "val acc", "test acc", "wall s"]
+    headers = ["run", "model", "seed", "settings", "status", "steps", "chosen", "val acc", "test acc", "wall s"]
     cells = []
     for r in rows:
-        settings = ", ".join(f"{k}={v}" for k, v in {**r["sweep"], **r["tune"]}.items()) or "-"
-        cell = [r["run"] or "-", r["label"], str(r["seed"]), settings, r["status"], "✓" if r["selected"] else ""]
+        settings = ", ".join(short({**r["sweep"], **r["tune"]})) or "-"
+        steps = "-" if r.get("steps") is None else f"{r['steps']}" + " (stopped early)" * bool(r.get("stopped_early"))
+        cell = [r["run"] or "-", r["label"], str(r["seed"]), settings, r["status"], steps, "✓" if r["selected"] else ""]
         cell += [f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in ("val_accuracy", "test_accuracy")]
         cell.append(f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-")
         cells.append(cell)

@@ -9,6 +9,8 @@ from pydantic import Field
 from barkbench.models.family import Family, ModelSection, attention_checks, fits_context
 
 Positional = Literal["learned", "sinusoidal", "rope", "none"]  # how a transformer knows where a token is
+Init = Literal["gpt2", "torch"]  # how a transformer's weights start (barkbench/models/parts.py says why two)
+INIT = Field("gpt2", description="gpt2: every weight N(0, 0.02), as GPT-2; torch: PyTorch's own defaults")
 
 
 class GPTConfig(ModelSection):
@@ -17,6 +19,7 @@ class GPTConfig(ModelSection):
         "mha", description="the attention lab: mha, wrapper, single, simple or none"
     )
     positional: Positional = Field("learned", description="how it knows where a token is")
+    init: Init = INIT
 
 
 def build(cfg: GPTConfig, vocab_size: int):

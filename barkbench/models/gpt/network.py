@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from barkbench.models.parts import DecoderOnly, build_attention, cache_bytes, feed_forward, init_weights
+from barkbench.models.parts import INIT_STD, DecoderOnly, build_attention, cache_bytes, feed_forward, initialise
 
 
 class Block(nn.Module):
@@ -45,10 +45,11 @@ def sinusoids(length: int, width: int) -> torch.Tensor:
     return table
 
 
-# The table's features have magnitude ~0.7, the token embeddings start at 0.02 (init_weights):
-# added as they are, the positions drown the tokens, and on echo the model never learned at all
-# (train loss stuck at chance for 1500 steps). Scaled to the embeddings' size, both are heard.
-SINUSOID_SCALE = 0.02 * 2**0.5
+# The table's features have magnitude ~0.7, the token embeddings start at INIT_STD (0.02 for
+# GPT-2's start): added as they are, the positions drown the tokens, and on echo the model never
+# learned at all (train loss stuck at chance for 1500 steps). Scaled to the embeddings' size,
+# both are heard.
+SINUSOID_SCALE = 2**0.5
 
 
 class Positions:
@@ -58,6 +59,7 @@ class Positions:
     def embedding(self, cfg, vocab_size: int) -> None:
         self.context_length = cfg.context_length
         self.positional = cfg.positional
+        self.sinusoid_scale = SINUSOID_SCALE * INIT_STD[cfg.init]
         self.tok = nn.Embedding(vocab_size, cfg.embedding_dim)
         if cfg.positional == "learned":
             self.pos = nn.Embedding(cfg.context_length, cfg.embedding_dim)
@@ -74,7 +76,7 @@ class Positions:
         if self.positional == "learned":
             x = x + self.pos(torch.arange(past, past + T, device=tokens.device))
         elif self.positional == "sinusoidal":
-            x = x + SINUSOID_SCALE * self.pos_table[past : past + T]
+            x = x + self.sinusoid_scale * self.pos_table[past : past + T]
         return x
 
 
@@ -88,7 +90,7 @@ class BarkGPT(Positions, DecoderOnly, nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.embedding_dim)
         self.head = nn.Linear(cfg.embedding_dim, vocab_size)
-        self.apply(init_weights)
+        initialise(self, cfg.init)
 
     def forward(self, tokens, state=None):
         past, caches = state or (0, [None] * len(self.blocks))

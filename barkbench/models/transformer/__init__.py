@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from barkbench.models.family import Family, ModelSection, attention_checks, fits_context
-from barkbench.models.gpt import Positional
+from barkbench.models.gpt import INIT, Init, Positional
 
 
 class TransformerConfig(ModelSection):
@@ -15,6 +15,7 @@ class TransformerConfig(ModelSection):
     positional: Positional = Field(
         "learned", description="how it knows where a token is, in the source and in the target"
     )
+    init: Init = INIT
 
 
 def build(cfg: TransformerConfig, vocab_size: int):

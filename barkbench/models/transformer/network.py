@@ -23,7 +23,7 @@ from torch import nn
 
 from barkbench.models.attention import CrossAttention, MultiHeadAttention
 from barkbench.models.gpt.network import Positions
-from barkbench.models.parts import EncoderDecoder, cache_bytes, feed_forward, init_weights, on_x, real_tokens
+from barkbench.models.parts import EncoderDecoder, cache_bytes, feed_forward, initialise, on_x, real_tokens
 
 
 class EncoderBlock(nn.Module):
@@ -79,7 +79,7 @@ class BarkTransformer(Positions, EncoderDecoder, nn.Module):
         self.decoder = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.embedding_dim)
         self.head = nn.Linear(cfg.embedding_dim, vocab_size)
-        self.apply(init_weights)
+        initialise(self, cfg.init)
 
     def encode(self, source, lengths):
         key_mask = real_tokens(lengths, source.shape[1])
