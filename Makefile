@@ -14,7 +14,7 @@ TORCH_INDEX ?=
 # One stamp per choice of torch, so that asking for another one installs it.
 TORCH_STAMP := $(VENV)/.torch-$(shell printf '%s %s' '$(TORCH)' '$(TORCH_INDEX)' | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test quick lint bench bench-ray clean
+.PHONY: install demo test quick lint bench bench-ray bench-studies clean
 
 install: $(VENV)/.installed
 
@@ -50,10 +50,19 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench_evaluate.py
 
 # The same 8-run study through --launcher local --jobs 2 and --launcher ray: Ray's cost per run.
 bench-ray: install
 	$(BIN)/python benchmarks/bench_launchers.py
+
+# A shipped study's wall time here against another commit (a git worktree), interleaved:
+#     make bench-studies AGAINST=11e6f65 [STUDY=long_context] [ROUNDS=1] [OVERRIDES="train.steps=500"]
+STUDY ?= long_context
+ROUNDS ?= 1
+bench-studies: install
+	$(if $(AGAINST),,$(error give the commit to compare with, e.g. make bench-studies AGAINST=11e6f65))
+	$(BIN)/python benchmarks/bench_studies.py --against $(AGAINST) --study $(STUDY) --rounds $(ROUNDS) $(OVERRIDES)
 
 clean:
 	rm -rf $(VENV) runs/*/ .pytest_cache .ruff_cache
