@@ -14,7 +14,7 @@ from helpers import PNG, SMOKE, heavy_imports, result_figures, results, runs_by_
 from barkbench.cli import app
 from barkbench.errors import BarkError
 from barkbench.rundir import read_jsonl
-from barkbench.study import findings, job, plan, sentences
+from barkbench.study import findings, job, outputs, plan, sentences
 from barkbench.study.launch import LAUNCHERS, launcher, missing, run_study
 from barkbench.tasks import TASKS
 
@@ -413,7 +413,7 @@ def test_a_run_still_running_is_not_touched(tmp_path, write_config):
 def test_parallel_jobs_train_every_run_in_worker_processes(tmp_path, write_config):
     study = start(write_config, tmp_path, study_config(seeds=[0]))
     assert run_study(study, launcher("local", jobs=2)) is None
-    report = findings.write_findings(study)
+    report = outputs.write_outputs(study)
     assert [r["status"] for r in report["rows"]] == ["completed", "completed"]
     pids = {json.loads((p / "meta.json").read_text())["pid"] for p in runs_by_name(study).values()}
     assert len(pids) == 2 and not pids & {__import__("os").getpid()}
@@ -425,7 +425,7 @@ def test_a_cycle_study_plots_stop_rate_and_cycle_adherence(tmp_path, write_confi
     base["sample"] = {"num_samples": 2, "max_new_tokens": 8}
     study = start(write_config, tmp_path, study_config(base=base, seeds=[0]))
     run_study(study, launcher("local", jobs=1))
-    report = findings.write_findings(study)
+    report = outputs.write_outputs(study)
     assert all(0 <= g["stop_rate"]["mean"] <= 1 and "cycle" in g["sentence"] for g in report["lines"])
     assert "stop rate" in report["tables"][0][1] and "collapse" not in report["tables"][0][1]
     assert (study / "collapse.png").read_bytes()[:8] == PNG
@@ -488,7 +488,7 @@ def test_figures_do_not_depend_on_how_many_jobs_train_at_once(tmp_path, runner):
 def test_tuning_chooses_on_validation_and_a_planted_test_split_changes_nothing(tmp_path, write_config, runner):
     study = start(write_config, tmp_path, study_config(seeds=[0], tune={"train.lr": [0.001, 0.05]}))
     run_study(study, launcher("local", jobs=1))
-    first = findings.write_findings(study)["findings"]
+    first = outputs.write_outputs(study)["findings"]
     rows = {r["name"]: r for r in first["runs"]}
     assert sorted(rows) == ["gpt-s0-lr0.001", "gpt-s0-lr0.05", "rnn-s0-lr0.001", "rnn-s0-lr0.05"]
     assert all(r["tune"] == {"train.lr": float(r["name"].rsplit("lr", 1)[1])} for r in rows.values())
@@ -516,7 +516,7 @@ def test_a_fixed_distance_sweep_joins_into_one_line_and_a_capacity_sweep_draws_a
     sweep = {"task.message_length": [1, 2], "task.min_gap,task.max_gap": [[0, 0], [6, 6]]}
     study = start(write_config, tmp_path, study_config(seeds=[0], sweep=sweep))
     run_study(study, launcher("local", jobs=1))
-    report = findings.write_findings(study)
+    report = outputs.write_outputs(study)
     assert report["findings"]["protocol"]["kind"] == "fixed"
     lines = report["lines"]
     assert [line["name"] for line in lines] == [
@@ -537,7 +537,7 @@ def test_a_study_tested_beyond_its_training_says_so_and_marks_the_buckets(tmp_pa
     base["model"]["context_length"] = 24
     study = start(write_config, tmp_path, study_config(base=base, seeds=[0]))
     run_study(study, launcher("local", jobs=1))
-    report = findings.write_findings(study)
+    report = outputs.write_outputs(study)
     protocol = report["findings"]["protocol"]
     assert protocol == {"kind": "beyond", "trained": [4, 10], "tested": [4, 18]}
     (line,) = [line for line in report["lines"] if line["label"] == "gpt"]

@@ -114,9 +114,9 @@ def report_study(
 def show_findings(directory: Path, force: bool = False) -> list[dict]:
     """Write the study's report files, print its tables and sentences; return its rows."""
     from barkbench.display import grid_table
-    from barkbench.study.findings import write_findings
+    from barkbench.study.outputs import write_outputs
 
-    findings = write_findings(directory, force)
+    findings = write_outputs(directory, force)
     for title, headers, cells in findings["tables"]:
         out.print(grid_table(title, headers, cells))
     for line in findings["lines"]:

@@ -1,7 +1,9 @@
-"""A study's findings, gathered from its run directories: one row per run, the tune value chosen
-for each model and sweep cell on validation, and, on test, each model's figures and its accuracy
-against the task's bucket (echo: distance; copy: source length) with the spread over seeds and
-the seeds' own collapse points. report_file.py writes them out; sentences.py says what they show.
+"""A study's findings, from its rows (one per run: barkbench/study/outputs.py reads them from the
+run directories): the tune value chosen for each model and sweep cell on validation, and, on
+test, each model's figures and its accuracy against the task's bucket (echo: distance; copy:
+source length) with the spread over seeds and the seeds' own collapse points. Pure: nothing here
+reads or writes a file. sentences.py says what they show; report_file.py and plots.py draw them;
+outputs.py writes them.
 
 A *line* is what a picture draws as one line: one model entry at one value of every swept key
 that does not set the bucket (a sweep of `task.min_gap,task.max_gap` is a sweep of the x-axis, so
@@ -12,124 +14,14 @@ from __future__ import annotations
 
 import json
 import statistics
-from pathlib import Path
 
-from barkbench import __version__
 from barkbench.buckets import bucket_order
 from barkbench.figures import FIGURES as DECLARED
 from barkbench.figures import on_test
-from barkbench.rundir import read_json, shown_status, write_json
 
 THRESHOLD = 0.9  # the collapse point is the first bucket whose mean test accuracy falls below this
 FIGURES = [on_test(f) for f in DECLARED]  # the figures a line reports, on the test split: what nothing was chosen on
 CONSTANTS = ["params", "state_bytes"]  # the same for every seed of a model
-
-
-def write_findings(study: Path, force: bool = False) -> dict:
-    """Gather the study's runs; write results.json, report.md, collapse.png, curves.png and, for a
-    study that sweeps a capacity key, memory_map.png; return what the terminal shows. When they
-    were written after the last change to anything they are made from, they are read back
-    instead (unless forced): `report` on a finished study then needs neither the configs'
-    validation nor matplotlib, and answers at once."""
-    from barkbench.study import report_file, sentences
-
-    findings = None if force else written_findings(study)
-    if findings:
-        rows, lines, tables = findings["runs"], findings["models"], report_file.terminal_tables(findings)
-        return {"rows": rows, "lines": lines, "findings": findings, "tables": tables, "written": False}
-    # Validating the configs takes pydantic, and drawing matplotlib: imported only when needed.
-    from barkbench import plots
-    from barkbench.study.plan import load_study
-    from barkbench.tasks import task_of
-
-    combos = load_study(study)
-    task_cfg = combos[0]["config"].val_task  # a study trains every model on the same task
-    task = task_of(task_cfg)
-    chance = task.chance(task_cfg)
-    rows, trained = collect(study, combos, task)
-    tuning = select(rows)
-    lines = trace(rows, trained, task)
-    protocol = protocol_of(combos, task)
-    for line in lines:
-        line["sentence"] = sentences.describe(line, task, protocol, chance)
-    findings = {
-        "barkbench": __version__,  # what wrote them: another version gathers and draws them again
-        "study": study.name,
-        "task": combos[0]["config"].task.name,
-        "threshold": THRESHOLD,
-        "chance": chance,
-        "content": task.content,  # what the answer's content is: the tables' "acc (barks)"
-        "unit": task.unit,  # what exact match by bucket counts one of
-        "given": task.given,  # what the answers' given tokens are, if they hold any
-        "bucket": task.buckets.name if task.buckets else None,
-        "sample_figures": list(task.sample_figures),
-        "stop_at": sorted({c["config"].train.stop_at for c in combos} - {None}),  # train.stop_at, if set
-        "protocol": protocol,
-        "comparison": sentences.compare(lines, bucket_axis(lines)),
-        "runs": rows,
-        "models": lines,
-        "tuning": tuning,
-    }
-    write_json(study / "results.json", findings)
-    pictures = plots.study_pictures(study, findings, task, capacity_sweep(combos, task))
-    report_file.write(study, findings, pictures, task)
-    tables = report_file.terminal_tables(findings)
-    return {"rows": rows, "lines": lines, "findings": findings, "tables": tables, "written": True}
-
-
-def written_findings(study: Path) -> dict | None:
-    """The findings in results.json if this version of barkbench wrote them, report.md and the
-    pictures after the last change to what they are made from (study.yaml and its runs' config,
-    meta, summary and metrics); None if they must be gathered again."""
-    written = [study / name for name in ("results.json", "report.md", "collapse.png", "curves.png")]
-    sources = [study / "study.yaml"] + [
-        path
-        for name in ("config.yaml", "meta.json", "summary.json", "metrics.jsonl")
-        for path in study.glob(f"*/{name}")
-    ]
-    if not all(path.exists() for path in written + sources[:1]):
-        return None
-    if min(path.stat().st_mtime_ns for path in written) <= max(path.stat().st_mtime_ns for path in sources):
-        return None
-    try:
-        findings = json.loads((study / "results.json").read_text())
-    except json.JSONDecodeError:
-        return None
-    return findings if findings.get("barkbench") == __version__ else None
-
-
-def collect(study: Path, combos: list[dict], task) -> tuple[list[dict], dict]:
-    """One row per combination (where it ran, its status, its summary figures), and the buckets
-    each combination's training data covered, by name."""
-    from barkbench.study.plan import study_runs
-
-    runs = study_runs(study)
-    rows, trained = [], {}
-    for combo in combos:
-        run = runs.get(combo["name"])
-        row = {
-            "run": run.name if run else None,
-            "name": combo["name"],
-            "model": combo["config"].model.name,
-            "label": combo["label"],
-            "group": combo["group"],
-            "seed": combo["seed"],
-            "sweep": combo["sweep"],
-            "tune": combo["tune"],
-            "status": "not started",
-        }
-        if run is not None:
-            meta = read_json(run / "meta.json") if (run / "meta.json").exists() else {}
-            row.update(status=shown_status(meta), params=meta.get("params"), state_bytes=meta.get("state_bytes"))
-            if row["status"] in ("failed", "interrupted", "dead") and meta.get("message"):
-                row["message"] = meta["message"]
-            if row["status"] == "completed":
-                summary = read_json(run / "summary.json")
-                row.update({k: v for k, v in summary.items() if k not in ("name", "model", "seed")})
-        rows.append(row)
-        if task.buckets:
-            trained[combo["name"]] = {task.buckets.label(v) for v in task.buckets.values(combo["config"].task)}
-    return rows, trained
 
 
 def spread(values: list[float]) -> dict | None:
@@ -261,6 +153,22 @@ def over_seeds(curves: dict) -> dict[str, dict]:
 def collapse(curve: dict[str, float]) -> str | None:
     """The first bucket whose accuracy falls below THRESHOLD, or None if none does."""
     return next((b for b, accuracy in curve.items() if accuracy < THRESHOLD), None)
+
+
+def position(bucket: str | None, axis: list[str]) -> int:
+    """A collapse point's place on the x-axis; never collapsing is past the last bucket."""
+    return len(axis) if bucket is None else axis.index(bucket)
+
+
+def learned(line: dict) -> bool:
+    return any(s["mean"] >= THRESHOLD for s in line.get("by_bucket", {}).values())
+
+
+def where(line: dict, axis: list[str]) -> str:
+    """The seeds' collapse points in words: "never", "32-63", "16-31 to 64-127"."""
+    points = sorted(position(p, axis) for p in line["seed_collapse"].values())
+    name = [axis[p] if p < len(axis) else "never" for p in (points[0], points[-1])]
+    return name[0] if name[0] == name[1] else f"{name[0]} to {name[1]}"
 
 
 def bucket_axis(lines: list[dict]) -> list[str]:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from barkbench.figures import BY_BUCKET, CONTENT, EXACT, EXCESS, LOSS, STOP, on_test
 from barkbench.rundir import write_atomic
-from barkbench.study.findings import THRESHOLD, bucket_axis, short
-from barkbench.study.sentences import protocol_text, where
+from barkbench.study.findings import THRESHOLD, bucket_axis, short, where
 
 REPORTED = (LOSS, EXCESS, CONTENT, STOP, EXACT)  # the figures table's, after params and state bytes
 
@@ -92,7 +91,9 @@ def markdown_table(headers: list[str], cells: list[list[str]], left: int = 1) ->
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
-def write(study: Path, findings: dict, pictures: list[str], task) -> None:
+def write(study: Path, findings: dict, pictures: list[str], protocol: str) -> None:
+    """report.md, from the findings (their sentences included) and the sentence that says how the
+    runs met the x-axis (sentences.protocol_text)."""
     rows, lines = findings["runs"], findings["models"]
     seeds = sorted({r["seed"] for r in rows})
     text = [
@@ -129,7 +130,7 @@ def write(study: Path, findings: dict, pictures: list[str], task) -> None:
     if findings["bucket"]:
         text += [
             "",
-            protocol_text(findings["protocol"], task)
+            protocol
             + f" The table gives the {BY_BUCKET.said(findings['content'])} by {findings['bucket']}; the collapse "
             f"point is the first bucket whose mean falls below {THRESHOLD}, and the seeds' collapse the range of each "
             f"seed's own. Chance is {findings['chance']:.2f}."

@@ -5,7 +5,7 @@ indistinguishable, not ranked."""
 
 from __future__ import annotations
 
-from barkbench.study.findings import THRESHOLD
+from barkbench.study.findings import THRESHOLD, learned, position, where
 
 
 def near(value: float, chance: float) -> str:
@@ -19,11 +19,10 @@ def describe(line: dict, task, protocol: dict | None, chance: float) -> str:
         return f"{name}: none of its {line['runs']} runs completed, so there are no figures yet."
     if line.get("by_bucket"):
         text = describe_curve(line, task, protocol, chance)
-    elif line.get("stop_rate"):
-        text = (
-            f"{name} ends {line['stop_rate']['mean']:.0%} of its samples inside the trained length range and keeps "
-            f"the cycle in {line['cycle_adherence']['mean']:.0%} of its barks, {line['test_excess_loss']['mean']:.3f} "
-            "nats above the loss floor on test"
+    elif scored := [f"{label} {line[k]['mean']:.2f}" for k, label in task.sample_figures.items() if line.get(k)]:
+        text = (  # a task whose samples it judges (cycle): those figures, then how far above the floor
+            f"{name}'s samples score {', '.join(scored)}; its test loss is {line['test_excess_loss']['mean']:.3f} "
+            "nats above the floor"
         )
     else:
         text = (
@@ -88,15 +87,6 @@ def seeds_say(line: dict) -> str:
     return f"; its {len(points)} seeds fall below {THRESHOLD} at {span}"
 
 
-def position(bucket: str | None, axis: list[str]) -> int:
-    """A collapse point's place on the x-axis; never collapsing is past the last bucket."""
-    return len(axis) if bucket is None else axis.index(bucket)
-
-
-def learned(line: dict) -> bool:
-    return any(s["mean"] >= THRESHOLD for s in line.get("by_bucket", {}).values())
-
-
 def compare(lines: list[dict], axis: list[str]) -> str | None:
     """One sentence ranking the lines of each sweep cell by how far their seeds hold above the
     threshold; lines whose seeds' collapse points overlap share a rank: indistinguishable. Lines
@@ -129,13 +119,6 @@ def compare(lines: list[dict], axis: list[str]) -> str | None:
             + "."
         )
     return " ".join(sentences) or None
-
-
-def where(line: dict, axis: list[str]) -> str:
-    """The seeds' collapse points in words: "never", "32-63", "16-31 to 64-127"."""
-    points = sorted(position(p, axis) for p in line["seed_collapse"].values())
-    name = [axis[p] if p < len(axis) else "never" for p in (points[0], points[-1])]
-    return name[0] if name[0] == name[1] else f"{name[0]} to {name[1]}"
 
 
 def protocol_text(protocol: dict, task) -> str:
