@@ -71,8 +71,46 @@ def study_pictures(study: Path, findings: dict, task, capacity_key: str | None) 
     if capacity_key:
         memory_map(lines, bucket_axis(lines), capacity_key, study / "memory_map.png", title, task, findings)
         names.append("memory_map.png")
+    if findings.get("frontier"):
+        frontier(findings["frontier"], study / "frontier.png", title, findings)
+        names.append("frontier.png")
     study_curves(study, findings["runs"], study / "curves.png", title, findings["content"])
     return names + ["curves.png"]
+
+
+def frontier(points: list[dict], path: Path, title: str, findings: dict) -> None:
+    """frontier.png: test accuracy of the answer's content against the state each model carries per
+    sequence (log scale), one line per model family through its settings in order of state, the
+    spread over seeds as error bars; beside it the same against parameters, the other half of a
+    fair comparison. A family whose state is a cache (it grows with the sequence) is dashed."""
+    fig, panels = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    families = list(dict.fromkeys(p["model"] for p in points))
+    several = max(len(findings["models"][0]["seeds"]) if findings["models"] else 1, 1) > 1
+    for i, family in enumerate(families):
+        ps = [p for p in points if p["model"] == family]
+        style = "--" if all(p["cache"] for p in ps) else "-"
+        mean, std = [p["accuracy"]["mean"] for p in ps], [p["accuracy"]["std"] for p in ps]
+        label = family + " (a cache: grows with the sequence)" * (style == "--")
+        for panel, key in zip(panels, ("state_bytes", "params")):
+            at = [(p[key], m, s) for p, m, s in zip(ps, mean, std) if p[key]]
+            if at:
+                x, m, s = zip(*sorted(at))
+                panel.errorbar(x, m, yerr=s, fmt=style, marker="o", color=f"C{i % 10}", capsize=3, label=label)
+    for panel, what in zip(panels, ("state carried per sequence (bytes, log scale)", "parameters (log scale)")):
+        panel.set_xscale("log")
+        panel.axhline(
+            findings["chance"], color="grey", linestyle="--", linewidth=1, label=f"chance ({findings['chance']:.2f})"
+        )
+        panel.set(xlabel=what, ylim=(0, 1.05))
+        panel.grid(alpha=0.3)
+    spread = " (mean ± std over seeds)" if several else ""
+    panels[0].set_ylabel(f"test {CONTENT.said(findings['content'])}{spread}")
+    panels[0].set_title("recall against state (at the study's longest sequence)")
+    panels[1].set_title("recall against parameters")
+    handles, names = panels[0].get_legend_handles_labels()
+    panels[1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    fig.suptitle(f"{title}: the recall-memory frontier")
+    save(fig, path)
 
 
 def collapse(lines: list[dict], axis: list[str], path: Path, title: str, task, findings: dict) -> None:

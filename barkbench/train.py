@@ -125,6 +125,9 @@ def finish(run: Path, cfg, model, state: TrainerState, figures: dict) -> dict:
     summary["stopped_early"] = bool(state.stopped)  # at `steps`, where validation reached train.stop_at
     summary |= figures | {"floor_loss": task_of(cfg.val_task).floor(cfg.val_task)} | judged
     summary |= {"params": count_params(model), "state_bytes": model.state_bytes()}
+    # and at the run's longest sequence, which an attention cache need not outgrow: the frontier's x
+    longest = cfg.longest_sequence()
+    summary |= {"sequence_length": longest, "sequence_state_bytes": model.state_bytes(longest)}
     summary |= {"tokens_per_second": state.tokens_per_second(), "wall_seconds": state.wall_seconds()}
     write_json(run / "summary.json", summary)
     from barkbench.plots import run_curves  # matplotlib: only now that there is something to draw

@@ -121,8 +121,9 @@ def show_findings(directory: Path, force: bool = False) -> list[dict]:
         out.print(grid_table(title, headers, cells))
     for line in findings["lines"]:
         out.print(f"- {escape(line['sentence'])}", highlight=False, soft_wrap=True)
-    if findings["findings"]["comparison"]:
-        out.print(escape(findings["findings"]["comparison"]), highlight=False, soft_wrap=True)
+    for said in (findings["findings"]["comparison"], findings["findings"].get("frontier_said")):
+        if said:
+            out.print(escape(said), highlight=False, soft_wrap=True)
     pictures = ", ".join(p.name for p in sorted(directory.glob("*.png")))
     files = f"{directory / 'results.json'}, report.md, {pictures}"
     if findings["written"]:

@@ -22,6 +22,10 @@ from barkbench.figures import on_test
 THRESHOLD = 0.9  # the collapse point is the first bucket whose mean test accuracy falls below this
 FIGURES = [on_test(f) for f in DECLARED]  # the figures a line reports, on the test split: what nothing was chosen on
 CONSTANTS = ["params", "state_bytes"]  # the same for every seed of a model
+# The state a model carries at its longest sequence (an attention cache's size depends on it):
+# the most over a line's cells, since a line that joins several lengths must carry that much.
+AT_LONGEST = "sequence_state_bytes"
+FRONTIER_SIZES = 3  # a study whose lines span this many state sizes or more draws its frontier
 
 
 def spread(values: list[float]) -> dict | None:
@@ -121,8 +125,9 @@ def trace(rows: list[dict], trained: dict, task) -> list[dict]:
             "completed": len(done),
             "seeds": sorted(seeds),
         }
-        for k in FIGURES + CONSTANTS + list(task.sample_figures):
-            line[k] = spread([statistics.fmean(r[k] for r in rs) for rs in seeds.values() if all(k in r for r in rs)])
+        for k in FIGURES + CONSTANTS + list(task.sample_figures) + [AT_LONGEST]:
+            over_cells = max if k == AT_LONGEST else statistics.fmean
+            line[k] = spread([over_cells(r[k] for r in rs) for rs in seeds.values() if all(k in r for r in rs)])
         if name:
             curves = {s: merged(rs, f"test_accuracy_by_{name}") for s, rs in seeds.items()}
             line["by_bucket"] = over_seeds(curves)
@@ -134,6 +139,36 @@ def trace(rows: list[dict], trained: dict, task) -> list[dict]:
             line["trained"] = sorted(set().union(*(trained[r["name"]] for r in runs)), key=bucket_order)
         lines.append(line)
     return lines
+
+
+def frontier(lines: list[dict]) -> list[dict]:
+    """The recall-memory frontier (Arora et al. 2024, Based, Fig. 2): a point per line, by model
+    family and then state, with the state it carries per sequence at its longest sequence (runs
+    from before barkbench measured that give their state at context_length), its parameters, its
+    settings and its test accuracy of the answer's content over seeds; `cache` where the state
+    grows with the sequence (attention's). None unless the lines span FRONTIER_SIZES state sizes."""
+    points = []
+    for line in lines:
+        state = line.get(AT_LONGEST) or line.get("state_bytes")
+        if state is None or line.get("test_bark_accuracy") is None:
+            continue
+        full = line.get("state_bytes") or state
+        points.append(
+            {
+                "model": line["model"],
+                "label": line["label"],
+                "line": line["name"],
+                "settings": line["sweep"],
+                "state_bytes": state["mean"],
+                "cache": full["mean"] != state["mean"],
+                "params": line["params"]["mean"] if line.get("params") else None,
+                "accuracy": line["test_bark_accuracy"],
+            }
+        )
+    if len({p["state_bytes"] for p in points}) < FRONTIER_SIZES:
+        return None
+    families = list(dict.fromkeys(p["model"] for p in points))
+    return sorted(points, key=lambda p: (families.index(p["model"]), p["state_bytes"]))
 
 
 def merged(runs: list[dict], key: str) -> dict[str, float]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from barkbench import __version__
 from barkbench.rundir import read_json, shown_status, write_json
-from barkbench.study.findings import THRESHOLD, bucket_axis, capacity_sweep, protocol_of, select, trace
+from barkbench.study.findings import THRESHOLD, bucket_axis, capacity_sweep, frontier, protocol_of, select, trace
 
 
 def write_outputs(study: Path, force: bool = False) -> dict:
@@ -59,6 +59,8 @@ def write_outputs(study: Path, force: bool = False) -> dict:
         "models": lines,
         "tuning": tuning,
     }
+    points = frontier(lines)
+    findings |= {"frontier": points, "frontier_said": sentences.frontier_said(points, task.content) if points else None}
     write_json(study / "results.json", findings)
     pictures = plots.study_pictures(study, findings, task, capacity_sweep(combos, task))
     report_file.write(study, findings, pictures, sentences.protocol_text(protocol, task) if protocol else "")

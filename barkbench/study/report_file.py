@@ -141,6 +141,7 @@ def write(study: Path, findings: dict, pictures: list[str], protocol: str) -> No
     if findings["bucket"]:
         text += [markdown_table(*bucket_table(findings)), ""]
     text += [f"- {line['sentence']}" for line in lines]
+    text += ["", findings["frontier_said"]] if findings.get("frontier_said") else []
     text += stops(findings)
     if findings["comparison"]:
         text += ["", findings["comparison"]]

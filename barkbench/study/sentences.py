@@ -136,3 +136,60 @@ def protocol_text(protocol: dict, task) -> str:
             f"section): the buckets past {hi} measure what no run saw in training."
         )
     return f"Every run trained and was tested on {what}s {lo} to {hi}, drawn at random for each sequence."
+
+
+def size(n: float) -> str:
+    """Bytes as a reader takes them in: "256 bytes", "4 KB", "1.5 MB" (KB = 1,024 bytes)."""
+    for unit, scale in (("MB", 2**20), ("KB", 2**10)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.0f} {unit}" if value >= 10 or value == int(value) else f"{value:.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def spread_said(s: dict) -> str:
+    """mean ± std in two digits; the mean alone where the seeds agree (or there is one)."""
+    return f"{s['mean']:.2f}" + (f" ± {s['std']:.2f}" if s["std"] else "")
+
+
+def frontier_said(points: list[dict], content: str) -> str:
+    """What frontier.png shows: each family's test accuracy at each state it was given, in order of
+    state; then, at the state size where most fixed-state families meet (within a factor of two),
+    their accuracies side by side, with each attention family's best beside them and its cache."""
+    families: dict[str, list[dict]] = {}
+    for p in points:
+        families.setdefault(p["model"], []).append(p)
+    clauses = []
+    for model, ps in families.items():
+        each = [f"{spread_said(p['accuracy'])} with {size(p['state_bytes'])}" for p in ps]
+        kind = " of cache" if all(p["cache"] for p in ps) else ""
+        clauses.append(f"{model} {', '.join(each[:-1]) + ' and ' * (len(each) > 1) + each[-1]}{kind}")
+    text = (
+        f"The recall-memory frontier (frontier.png; test accuracy of the answer's {content} against the state "
+        f"each model carries per sequence at the study's longest sequence, KB = 1,024 bytes): {'; '.join(clauses)}."
+    )
+    fixed = [p for p in points if not p["cache"]]
+    best: dict[str, dict] = {}
+    for p in fixed:  # the families with a point within a factor of two of p's state, each its nearest
+        near: dict[str, dict] = {}
+        for q in fixed:
+            if max(q["state_bytes"], p["state_bytes"]) <= 2 * min(q["state_bytes"], p["state_bytes"]):
+                if q["model"] not in near or abs(q["state_bytes"] - p["state_bytes"]) < abs(
+                    near[q["model"]]["state_bytes"] - p["state_bytes"]
+                ):
+                    near[q["model"]] = q
+        best = near if len(near) > len(best) else best
+    if len(best) >= 2:
+        around = sorted(q["state_bytes"] for q in best.values())[len(best) // 2]
+        ranked = sorted(best.values(), key=lambda q: -q["accuracy"]["mean"])
+        text += f" With about {size(around)} of state per sequence, " + ", ".join(
+            f"{q['model']} reaches {spread_said(q['accuracy'])}" for q in ranked
+        )
+        caches = [
+            max(ps, key=lambda q: q["accuracy"]["mean"]) for ps in families.values() if all(q["cache"] for q in ps)
+        ]
+        text += "".join(
+            f"; {q['model']} {spread_said(q['accuracy'])}, with a cache of {size(q['state_bytes'])}" for q in caches
+        )
+        text += "."
+    return text

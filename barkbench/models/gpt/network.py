@@ -104,10 +104,14 @@ class BarkGPT(Positions, DecoderOnly, nn.Module):
     def room(self, prompt_length: int) -> int:
         return self.context_length - prompt_length
 
-    def state_bytes(self) -> int:
-        """Bytes of key/value cache per sequence at context_length (none without attention)."""
+    def state_bytes(self, length: int | None = None) -> int:
+        """Bytes of key/value cache per sequence at `length` positions, context_length by default
+        (none without attention)."""
         return cache_bytes(
-            len(self.attention_layers()), self.context_length, self.tok.embedding_dim, self.head.weight.element_size()
+            len(self.attention_layers()),
+            length or self.context_length,
+            self.tok.embedding_dim,
+            self.head.weight.element_size(),
         )
 
     def attention_layers(self) -> list:

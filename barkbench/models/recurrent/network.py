@@ -52,12 +52,12 @@ class BarkRNN(DecoderOnly, nn.Module):
     def room(self, prompt_length: int) -> None:
         return None
 
-    def state_bytes(self) -> int:
+    def state_bytes(self, length: int | None = None) -> int:
         """Bytes of state per sequence: one hidden vector per layer (two for an LSTM: h and c),
-        plus, with attention, its key/value cache at context_length."""
+        plus, with attention, its key/value cache at `length` positions (default context_length)."""
         size = self.head.weight.element_size()
         vectors = self.core.num_layers * (2 if isinstance(self.core, nn.LSTM) else 1)
-        attention = cache_bytes(1, self.cache_length, self.core.hidden_size, size) if self.attn else 0
+        attention = cache_bytes(1, length or self.cache_length, self.core.hidden_size, size) if self.attn else 0
         return vectors * self.core.hidden_size * size + attention
 
     def attention_layers(self) -> list:

@@ -100,13 +100,14 @@ class Seq2Seq(EncoderDecoder, nn.Module):
     def room(self, prompt_length: int) -> None:
         return None
 
-    def state_bytes(self) -> int:
+    def state_bytes(self, length: int | None = None) -> int:
         """Bytes of state per sequence: the decoder's hidden vector per layer (two for an LSTM: h
-        and c), plus, with attention, the encoder states it keeps for a source of context_length."""
+        and c), plus, with attention, the encoder states it keeps for a source of `length` tokens
+        (default context_length)."""
         size, H = self.head.weight.element_size(), self.decoder.hidden_size
         vectors = self.decoder.num_layers * (2 if isinstance(self.decoder, nn.LSTM) else 1)
         if self.attn is not None:
-            vectors += self.attn.memory_vectors * self.cache_length
+            vectors += self.attn.memory_vectors * (length or self.cache_length)
         return vectors * H * size
 
     def attention_layers(self) -> list:

@@ -112,12 +112,12 @@ class BarkTransformer(Positions, EncoderDecoder, nn.Module):
     def room(self, prompt_length: int) -> int:
         return self.context_length - prompt_length
 
-    def state_bytes(self) -> int:
-        """Bytes of state per sequence at context_length positions of source and target together:
-        a key and a value vector per position in every decoder block (cross-attention's for the
-        source, self-attention's for the target), as many as a GPT's cache."""
+    def state_bytes(self, length: int | None = None) -> int:
+        """Bytes of state per sequence at `length` positions (default context_length) of source and
+        target together: a key and a value vector per position in every decoder block
+        (cross-attention's for the source, self-attention's for the target), as many as a GPT's cache."""
         return cache_bytes(
-            len(self.decoder), self.context_length, self.tok.embedding_dim, self.head.weight.element_size()
+            len(self.decoder), length or self.context_length, self.tok.embedding_dim, self.head.weight.element_size()
         )
 
     def attention_layers(self) -> list:
