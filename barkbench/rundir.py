@@ -72,7 +72,7 @@ def read_json(path: Path) -> dict:
 
 def damaged(path: Path, why: str) -> Damaged:
     """The error for a damaged file (`why`: "is not valid JSON (...)"), naming what mends it."""
-    directory = path.parent.parent if path.parent.name.startswith("step-") else path.parent
+    directory = path.parent
     if path.name == "results.json":
         fix = f"`barkbench report {shlex.quote(str(directory))}` writes it again"
     elif (directory / "config.yaml").exists():
@@ -198,8 +198,8 @@ def check_resumable(run: Path) -> None:
 
 
 def problems(run: Path) -> list[str]:
-    """What is damaged in a run directory, in a few words each (none: it is sound), all of which
-    resuming mends. A run cut off by a crash is not damaged, though the last line of its
+    """What is damaged in a run directory, in a few words each (none: it is sound); `remedy` says
+    what mends it. A run cut off by a crash is not damaged, though the last line of its
     metrics.jsonl may be torn: resuming drops that line."""
     found = []
     try:
@@ -358,31 +358,31 @@ def append_metrics(run: Path, row: dict) -> None:
         os.close(fd)
 
 
-def jsonl_lines(path: Path) -> list[tuple[int, str, object]]:
-    """(line number, text, parsed object or None) for every non-blank line of a JSON-lines file."""
+def jsonl_lines(path: Path) -> list[tuple[int, object]]:
+    """(line number, the line parsed, or None where it does not parse) for every non-blank line."""
     if not path.exists():
         return []
     found = []
     for number, line in enumerate(path.read_bytes().decode(errors="replace").splitlines(), 1):
         if line.strip():
             try:
-                found.append((number, line, json.loads(line)))
+                found.append((number, json.loads(line)))
             except ValueError:
-                found.append((number, line, None))
+                found.append((number, None))
     return found
 
 
 def read_jsonl(path: Path) -> list[dict]:
     """The rows of a JSON-lines file; a line that does not parse is left out (bad_lines says which)."""
-    return [row for _, _, row in jsonl_lines(path) if isinstance(row, dict)]
+    return [row for _, row in jsonl_lines(path) if isinstance(row, dict)]
 
 
 def bad_lines(path: Path) -> tuple[list[int], bool]:
     """The lines of a JSON-lines file that do not parse, but a torn last one, and whether the last
     line is torn: cut off with no newline, as a crash while writing it leaves it."""
     lines = jsonl_lines(path)
-    torn = bool(lines) and lines[-1][2] is None and not path.read_bytes().endswith(b"\n")
-    bad = [number for number, _, row in lines if not isinstance(row, dict)]
+    torn = bool(lines) and lines[-1][1] is None and not path.read_bytes().endswith(b"\n")
+    bad = [number for number, row in lines if not isinstance(row, dict)]
     return (bad[:-1] if torn else bad), torn
 
 

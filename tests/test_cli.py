@@ -346,6 +346,7 @@ def test_every_command_help_shows_an_example(runner, name):
         (["configs"], set()),
         (["runs", "{runs}"], set()),
         (["validate", "--config", "baby"], {"pydantic"}),  # validation is pydantic's; no torch, no drawing
+        (["validate", "--config", "smoke"], {"pydantic"}),  # a study: every run's config checked, none trained
     ],
 )
 def test_quick_commands_import_neither_torch_nor_matplotlib(trained, args, imported):

@@ -68,8 +68,7 @@ def run_job(
                 write_atomic(run / "config.yaml", to_yaml(RunConfig.model_validate(job["config"])))
                 err.print(f"{job['name']}: {error}; wrote it again from study.yaml", highlight=False, soft_wrap=True)
             cfg = load_run_config(run)
-            # from its last intact checkpoint (none: from step 0, what it wrote before dropped), what
-            # is damaged mended first
+            # what is damaged mended, then on from its last intact checkpoint (none: from step 0)
             step, mended = mend(run, cfg)
             resume = step is not None
             for line in mended:

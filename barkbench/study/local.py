@@ -23,17 +23,12 @@ def launch(todo: list[dict], study: Path, show, jobs: int | None = None) -> int 
         raise BarkError(f"--jobs must be at least 1, but it is {jobs}")
     threads = max(job["config"]["threads"] for job in todo)
     fit = max(1, cores() // threads)  # more at once only share the cores, and each goes slower
-    if jobs is not None and jobs > fit:
-        err.print(
-            f"--jobs {jobs} is more than the {cores()} cores here can train at threads={threads}; "
-            f"training {min(fit, len(todo))} at a time",
-            highlight=False,
-        )
-        jobs = fit
     if note := slower(threads):
         err.print(note, highlight=False)
-    jobs = min(jobs or fit, len(todo))
-    err.print(f"training {jobs} at a time", highlight=False)
+    capped = jobs is not None and jobs > fit
+    said = f"--jobs {jobs} is more than the {cores()} cores here can train at threads={threads}; " if capped else ""
+    jobs = min(fit if capped else jobs or fit, len(todo))
+    err.print(f"{said}training {jobs} at a time", highlight=False)
     if jobs == 1:
         return _here(todo, study, show)
     return _in_workers(todo, study, jobs, show)
