@@ -19,7 +19,17 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from barkbench.errors import BarkError, RunFailed
 from barkbench.models import build_model
-from barkbench.rundir import list_checkpoints, load_run_config, read_json, shown_status, temp_name
+from barkbench.rundir import (
+    afresh_command,
+    checkpoint_problem,
+    checkpoint_step,
+    list_checkpoints,
+    load_run_config,
+    mend_command,
+    read_json,
+    shown_status,
+    temp_name,
+)
 
 
 def save_checkpoint(run: Path, step: int, model, trainer_tensors: dict, trainer_meta: dict, keep: int) -> Path:
@@ -45,8 +55,24 @@ def save_checkpoint(run: Path, step: int, model, trainer_tensors: dict, trainer_
 def latest_checkpoint(run: Path) -> Path:
     found = list_checkpoints(run)
     if not found:
-        raise RunFailed(f"run {run} has no checkpoint yet; train it (or resume it) before using it")
+        raise RunFailed(f"run {run} has no checkpoint (its checkpoints/ is empty or gone); {afresh_command(run)}")
     return found[-1]
+
+
+def intact_checkpoint(run: Path) -> Path:
+    """The run's last checkpoint, or an error that says what is wrong with it and what mends it:
+    resuming, from the intact one before it, trains the same steps again to the same weights."""
+    last = latest_checkpoint(run)
+    why = checkpoint_problem(last)
+    if why is None:
+        return last
+    older = next((c for c in reversed(list_checkpoints(run)[:-1]) if checkpoint_problem(c) is None), None)
+    if older is None:
+        raise RunFailed(f"{run}: {why}, and no older checkpoint is intact; {afresh_command(run)}")
+    raise RunFailed(
+        f"{run}: {why}; `{mend_command(run)}` trains it again from step {checkpoint_step(older)}, the intact "
+        "checkpoint before it, to the same weights"
+    )
 
 
 def _load_safetensors(path: Path) -> dict:
@@ -104,9 +130,17 @@ def load_trained(run: Path, device: torch.device | None = None):
     if not run.is_dir():
         raise BarkError(f"run directory '{run}' does not exist; give the path of a run under runs/")
     cfg = load_run_config(run)
-    status = shown_status(read_json(run / "meta.json"))
+    meta = read_json(run / "meta.json")
+    status = shown_status(meta)
+    if status == "running":
+        raise BarkError(
+            f"run {run} is still training (pid {meta.get('pid')}, step {meta.get('step', 0)} of "
+            f"{meta.get('steps', cfg.train.steps)}); wait for it to finish, then use it"
+        )
+    if status == "failed":
+        raise BarkError(f"run {run} failed, so it has no final weights: {meta.get('message', 'see its meta.json')}")
     if status != "completed":
-        raise BarkError(f"run {run} is {status}, not completed; finish it with `barkbench train --resume {run}` first")
+        raise BarkError(f"run {run} is {status}, not completed; finish it with `{mend_command(run)}` first")
     model = build_model(cfg.model, len(cfg.vocab)).to(device or pick_device(cfg.device))
-    load_weights(model, latest_checkpoint(run))
+    load_weights(model, intact_checkpoint(run))
     return cfg, model

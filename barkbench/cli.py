@@ -58,6 +58,17 @@ def friendly(command):
         except KeyboardInterrupt:
             err.print("interrupted", highlight=False)
             raise typer.Exit(130) from None
+        except OSError as e:  # the machine's, not the user's: a full disk, a file taken away
+            where = f": {e.filename}" if e.filename else ""
+            err.print(
+                Text("error:", style="red"),
+                Text(
+                    f"{e.strerror or e}{where}; once that is fixed, run the command again (a run it was training resumes)"
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper
 

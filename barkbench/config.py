@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
     field_validator,
@@ -34,7 +35,7 @@ from barkbench.models import DEFAULT_MODEL, MODELS, family_of
 from barkbench.schema import Section
 from barkbench.tasks import DEFAULT_TASK, TASKS, task_of
 from barkbench.vocab import encode
-from barkbench.yamlfile import read_yaml
+from barkbench.yamlfile import load_yaml, read_yaml
 
 
 def one_of(registry: dict, default: str):
@@ -75,7 +76,15 @@ class TrainConfig(Section):
     keep_checkpoints: int = Field(3, ge=1)
 
     @model_validator(mode="after")
-    def _resolve(self):
+    def _resolve(self, info):
+        fit = max(1, self.steps // 5)
+        if self.eval_every > fit:  # fewer than 5 points on the curves
+            if info.context is not None:
+                info.context.setdefault("notes", []).append(
+                    f"train.eval_every ({self.eval_every}) is more than train.steps / 5 ({self.steps} / 5), "
+                    f"so the curves would have fewer than 5 points; lowered to {fit}"
+                )
+            self.eval_every = fit
         self.warmup_steps = max(1, self.steps // 20) if self.warmup_steps is None else self.warmup_steps
         self.checkpoint_every = self.checkpoint_every or self.eval_every
         return self
@@ -116,6 +125,7 @@ class RunConfig(Section):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     eval: Optional[dict] = Field(None, description="task keys the validation set uses instead, e.g. {max_gap: 256}")
+    _notes: list = PrivateAttr(default_factory=list)  # what validation changed, to be said (notes())
 
     @field_validator("name")
     @classmethod
@@ -217,9 +227,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> list[str]:
             problems.append(f"override {item!r} is not KEY=VALUE; write it like train.steps=100")
             continue
         try:
-            value = yaml.safe_load(text) if text else ""
+            value = load_yaml(text, f"override {item!r}") if text else ""
         except yaml.YAMLError:
             value = text  # a plain string; the validator decides whether it fits the key
+        except BarkError as err:
+            problems.append(str(err))
+            continue
         if isinstance(value, (dict, list)) and not text.lstrip().startswith(("{", "[")):
             value = text  # `sample.prompt=User: speak` is text, not the mapping {User: speak}
         *parents, leaf = key.split(".")
@@ -236,26 +249,40 @@ def apply_overrides(data: dict, overrides: list[str]) -> list[str]:
     return problems
 
 
-def validate(data: dict, source: str, problems: list[str] = ()) -> RunConfig:
-    """A RunConfig from a mapping, or one BarkError listing these problems and the mapping's."""
+def validate(data: dict, source: str, problems: list[str] = (), overrides: list[str] = ()) -> RunConfig:
+    """A RunConfig from a mapping, or one BarkError listing these problems and the mapping's; a
+    problem with a key that one of `overrides` set names that override rather than the file."""
     problems = list(problems)
     bad: set[str] = set()
+    given = {item.partition("=")[0]: item for item in overrides if "=" in item}
     while True:
+        context = {"bad": bad, "notes": []}
         try:
-            cfg = RunConfig.model_validate(_without(data, bad), context={"bad": bad})
+            cfg = RunConfig.model_validate(_without(data, bad), context=context)
             break
         except ValidationError as err:
             # Report, then drop the keys reported and try again with defaults in their place: the
             # checks below run on what is valid, and a section's own validators on its other keys.
-            problems += describe_errors(err, RunConfig)
+            problems += describe_errors(err, RunConfig, blame=given)
             bad |= bad_keys(err)
-    related = lambda a, b: a == b or a.startswith(b + ".") or b.startswith(a + ".")  # noqa: E731
     for keys, check in checks_for(cfg):
-        if not any(related(k, b) for k in keys for b in bad):
-            problems += message.split("\n") if (message := check(cfg)) else []
+        if not any(related(k, b) for k in keys for b in bad) and (message := check(cfg)):
+            blamed = [item for key, item in given.items() if any(related(key, k) for k in keys)]
+            problems += [f"override {blamed[0]!r}: {line}" if blamed else line for line in message.split("\n")]
     if problems:
         raise problems_to_error(problems, source)
+    cfg._notes = context["notes"]
     return cfg
+
+
+def related(a: str, b: str) -> bool:
+    """Whether two dotted keys are one key, or one is inside the other."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def notes(cfg: RunConfig) -> list[str]:
+    """What validating the config changed in it, in sentences to show (eval_every lowered to fit)."""
+    return list(cfg._notes)
 
 
 def _without(data: dict, bad: set[str]) -> dict:
@@ -279,7 +306,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
             f"'{path}' is a compare config (it lists models:), not a training config; "
             f"run it with: barkbench compare --config {path}"
         )
-    return validate(data, str(path), apply_overrides(data, list(overrides)))
+    return validate(data, str(path), apply_overrides(data, list(overrides)), list(overrides))
 
 
 def to_yaml(cfg: BaseModel) -> str:

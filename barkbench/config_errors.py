@@ -49,6 +49,7 @@ PLAIN = {
     "int_from_float": "must be a whole number",
     "float_parsing": "must be a number",
     "float_type": "must be a number",
+    "finite_number": "must be a finite number",
     "string_type": "must be text",
     "bool_parsing": "must be true or false",
     "bool_type": "must be true or false",
@@ -71,8 +72,11 @@ def error_key(loc: tuple, prefix: str = "") -> str:
     return prefix + ".".join(parts)
 
 
-def describe_errors(err: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
-    """One plain sentence per pydantic error, naming the dotted key and the value."""
+def describe_errors(
+    err: ValidationError, model: type[BaseModel], prefix: str = "", blame: dict | None = None
+) -> list[str]:
+    """One plain sentence per pydantic error, naming the dotted key and the value; an error in a key
+    that a command-line override set (blame: its dotted key -> the override) names the override."""
     known = known_keys(model, prefix)
     sentences = []
     for e in err.errors():
@@ -82,15 +86,21 @@ def describe_errors(err: ValidationError, model: type[BaseModel], prefix: str = 
         if e["type"] == "extra_forbidden":
             if isinstance(value, dict) and len(value) == 1:  # `trian.steps=5`: name the whole key
                 key = f"{key}.{next(iter(value))}"
-            sentences.append(f"unknown key '{key}'{did_you_mean(key, known)}")
+            said = [f"unknown key '{key}'{did_you_mean(key, known)}"]
         elif e["type"] in NOT_A_SECTION:
-            sentences.append(f"{key} must be a section of `key: value` lines, but it is {value!r}")
+            said = [f"{key} must be a section of `key: value` lines, but it is {value!r}"]
         elif e["type"] == "value_error":
-            sentences += e["msg"].removeprefix("Value error, ").split("\n")
+            said = e["msg"].removeprefix("Value error, ").split("\n")
         else:
             plain = PLAIN.get(e["type"])
             msg = plain.format(**e.get("ctx", {})) if plain else e["msg"][0].lower() + e["msg"][1:]
-            sentences.append(f"{key} {msg}, but it is {value!r}")
+            said = [f"{key} {msg}, but it is {value!r}"]
+        for s in said:  # an override's key, or inside it, or a section's own check naming the key
+            culprit = next(
+                (item for k, item in (blame or {}).items() if key == k or key.startswith(k + ".") or f"'{k}'" in s),
+                None,
+            )
+            sentences.append(f"override {culprit!r}: {s}" if culprit else s)
     return sentences
 
 
@@ -99,8 +109,12 @@ def bad_keys(err: ValidationError) -> set[str]:
 
 
 def problems_to_error(problems: list[str], source: str) -> BarkError:
-    lines = [f"{source} has {len(problems)} problem{'s' * (len(problems) > 1)}:"] if len(problems) > 1 else []
-    lines += [p if len(problems) == 1 else f"  - {p}" for p in problems]
+    """One error for every problem: one line, or a count and a line each. A problem that names the
+    override it comes from (`override 'train.steps=x': ...`) is not the file's, so an error made
+    of those alone does not name the file."""
+    if all(p.startswith("override ") for p in problems):
+        source = "the overrides"
     if len(problems) == 1:
-        lines[0] = f"{source}: {lines[0]}"
-    return BarkError("\n".join(lines))
+        return BarkError(problems[0] if source == "the overrides" else f"{source}: {problems[0]}")
+    verb = "have" if source == "the overrides" else "has"
+    return BarkError("\n".join([f"{source} {verb} {len(problems)} problems:", *(f"  - {p}" for p in problems)]))

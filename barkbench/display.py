@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -14,12 +16,33 @@ from rich.table import Table
 from barkbench.buckets import bucket_order
 from barkbench.figures import CONTENT, FIGURES
 
+CLOSED = threading.Event()  # set once the reader of stdout or stderr has gone away
+
+
+class Terminal(Console):
+    """A console whose reader may go away (`barkbench train ... 2>&1 | head`): the rest of its
+    output is dropped, and output_closed() says so, so that a run stops at a checkpoint as it does
+    on Ctrl-C, rather than dying in a print (rich's own answer is SystemExit)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        CLOSED.set()
+        try:  # so that flushing the stream at exit fails no more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.file.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+def output_closed() -> int | None:
+    """SIGPIPE once stdout or stderr has been closed by its reader: a request to stop (interrupts.Stop)."""
+    return signal.SIGPIPE if CLOSED.is_set() else None
+
 
 def console(stderr: bool = False) -> Console:
     """A console that fits the terminal, or, piped into a file, lays tables out 160 wide rather
     than folding them into the 80 columns of a terminal that is not there."""
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() or "COLUMNS" in os.environ else 160)
+    return Terminal(stderr=stderr, width=None if stream.isatty() or "COLUMNS" in os.environ else 160)
 
 
 out = console()  # results: stdout, so they can be piped
@@ -93,7 +116,14 @@ def age(seconds: float) -> str:
     return f"{seconds:.0f}s ago"
 
 
-STATUS_STYLE = {"completed": "green", "running": "cyan", "interrupted": "yellow", "failed": "red", "dead": "red"}
+STATUS_STYLE = {
+    "completed": "green",
+    "running": "cyan",
+    "interrupted": "yellow",
+    "failed": "red",
+    "dead": "red",
+    "damaged": "red",
+}
 
 
 def runs_table(rows: list[dict]) -> Table:
@@ -113,7 +143,7 @@ def runs_table(rows: list[dict]) -> Table:
     ):
         table.add_column(col, justify=justify)
     for r in rows:
-        style = STATUS_STYLE.get(r["status"], "")
+        style = STATUS_STYLE.get(r["status"], "dim")
         acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
         table.add_row(
             escape(r["name"]),
@@ -149,7 +179,7 @@ def study_progress(names: list[str], steps: list[int], start: list[int], content
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("train loss {task.fields[loss]}"),
         TextColumn(accuracy + " {task.fields[acc]}"),
         TextColumn("{task.fields[tps]} tok/s"),
         TimeElapsedColumn(),
@@ -191,7 +221,7 @@ def plain_progress(names: list[str], steps: list[int], start: list[int], accurac
             eta = elapsed / max(f["step"] - start[i], 1) * (steps[i] - f["step"])
             acc = "-" if f["val_accuracy"] is None else f"{f['val_accuracy']:.3f}"
             err.print(
-                f"{names[i]}: step {f['step']}/{steps[i]}, loss {f['loss']:.4f}, {accuracy} {acc}, "
+                f"{names[i]}: step {f['step']}/{steps[i]}, train loss {f['loss']:.4f}, {accuracy} {acc}, "
                 f"{f['tokens_per_second']:,.0f} tok/s, {clock(elapsed)} elapsed, eta {clock(eta)}",
                 highlight=False,
                 soft_wrap=True,

@@ -17,6 +17,15 @@ class RunFailed(BarkError):
     """A failure while running: a loss that turned non-finite, a damaged checkpoint."""
 
 
+class Damaged(BarkError):
+    """A file of a run or study directory that cannot be read (torn, truncated, garbled). The
+    message names the file and what mends it; `problem` says what is wrong in a few words."""
+
+    def __init__(self, message: str, problem: str):
+        super().__init__(message)
+        self.problem = problem
+
+
 class Interrupted(BarkError):
     """Ctrl-C or SIGTERM stopped the work after a checkpoint; it can be resumed."""
 

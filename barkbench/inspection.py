@@ -63,8 +63,8 @@ def kept_weights(model, layers: list, x: torch.Tensor, answer_start: int) -> lis
 
 def draw_pictures(cfg, model, prompt: str | None, out_dir: Path, name: str) -> list[Path]:
     """Draw the pictures for a loaded model; returns the files written."""
+    tokens, start, given = example(cfg, model, prompt)  # a prompt that will not do: said before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokens, start, given = example(cfg, model, prompt)
     words = [cfg.vocab[t] for t in tokens]
     labels = words[:-1]  # the inputs: every token but the last
     message = None if prompt else task_of(cfg.val_task).message(cfg.val_task, tokens, start)

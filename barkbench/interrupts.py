@@ -13,7 +13,8 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class Stop:
     """Whether the work has been asked to stop: by a signal, or by whoever runs it (`also`, such
-    as a study asking its worker processes); `signum` says which (SIGTERM for `also`)."""
+    as a study asking its worker processes, or the display whose reader went away); `signum` says
+    which: the signal `also` returns, or SIGTERM where it returns True."""
 
     def __init__(self, also: Callable[[], bool] | None = None):
         self.signum: int | None = None
@@ -21,8 +22,8 @@ class Stop:
 
     @property
     def requested(self) -> bool:
-        if self.signum is None and self._also is not None and self._also():
-            self.signum = signal.SIGTERM
+        if self.signum is None and self._also is not None and (asked := self._also()):
+            self.signum = signal.SIGTERM if asked is True else int(asked)
         return self.signum is not None
 
 

@@ -5,12 +5,18 @@ shell completion."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from barkbench.errors import BarkError
 
 SHIPPED = Path(__file__).resolve().parent / "configs"
-RUNS = Path("runs")  # where run and study directories are looked for by name
+
+
+def runs_root() -> Path:
+    """Where run and study directories are made and looked for by name, unless --runs-dir says:
+    $BARKBENCH_RUNS_DIR, or runs/ under the current directory."""
+    return Path(os.environ.get("BARKBENCH_RUNS_DIR") or "runs")
 
 
 def shipped_configs() -> dict[str, Path]:
@@ -24,14 +30,16 @@ def purpose(path: Path) -> str:
     return first.lstrip("# ").strip() if first.startswith("#") else ""
 
 
-def config_path(given: Path) -> Path:
-    """The config file a --config names: a path, or else the bare name of a shipped config."""
-    if given.exists():
-        return given
+def config_path(given: Path, where: Path | None = None) -> Path:
+    """The config file a --config names (or a compare config's base:, a path relative to `where`,
+    the compare config's folder): a path, or else the bare name of a shipped config."""
+    path = where / given if where is not None else given
+    if path.exists():
+        return path
     shipped = shipped_configs().get(given.name.removesuffix(".yaml")) if given.parent == Path(".") else None
     if shipped is None:
         raise BarkError(
-            f"config file '{given}' does not exist; check the path, or give the name of a shipped config "
+            f"config file '{path}' does not exist; check the path, or give the name of a shipped config "
             "(barkbench configs lists them)"
         )
     return shipped
@@ -45,10 +53,14 @@ def run_dirs(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
-def directory(given: Path, what: str = "run", root: Path = RUNS) -> Path:
-    """The run (or study) directory a command line names: a path; `latest`, the newest under
-    runs/; or a prefix of the name of exactly one directory there. Anything else comes back as
-    given, for the command to say it does not exist."""
+def directory(given: Path, what: str = "run", root: Path | None = None) -> Path:
+    """The run (or study) directory a command line names: a path; `latest`, the newest under root
+    (default: runs_root()), a study's runs included; or a prefix of the name of exactly one
+    directory there. What `latest` or a prefix picks is said on stderr. Anything else comes back
+    as given, for the command to say it does not exist."""
+    from barkbench.display import err
+
+    root = root or runs_root()
     if given.exists() or given.parent != Path("."):
         return given
     marker = "study.yaml" if what == "study" else "meta.json"
@@ -56,12 +68,17 @@ def directory(given: Path, what: str = "run", root: Path = RUNS) -> Path:
     if given.name == "latest":
         if not candidates:
             raise BarkError(f"there is no {what} directory under {root}/ yet, so no latest one")
-        return candidates[-1]
-    matches = [p for p in candidates if p.name.startswith(given.name)]
-    if len(matches) > 1:
-        names = ", ".join(p.name for p in matches[:5]) + (", ..." if len(matches) > 5 else "")
-        raise BarkError(f"'{given}' is the start of {len(matches)} {what} names ({names}); give more of it")
-    return matches[0] if matches else given
+        picked = candidates[-1]
+    else:
+        matches = [p for p in candidates if p.name.startswith(given.name)]
+        if len(matches) > 1:
+            names = ", ".join(p.name for p in matches[:5]) + (", ..." if len(matches) > 5 else "")
+            raise BarkError(f"'{given}' is the start of {len(matches)} {what} names ({names}); give more of it")
+        if not matches:
+            return given
+        picked = matches[0]
+    err.print(f"{given}: {picked}", highlight=False, soft_wrap=True)
+    return picked
 
 
 # ---- shell completion (typer calls these with what has been typed so far) ----------------------
@@ -69,8 +86,9 @@ def directory(given: Path, what: str = "run", root: Path = RUNS) -> Path:
 
 def complete_runs(incomplete: str) -> list[str]:
     """`latest`, the names of the directories in runs/ (which `directory` takes as they are) and their paths."""
-    found = list(reversed(run_dirs(RUNS)))
-    names = ["latest"] + [p.name for p in found if p.parent == RUNS] + [str(p) for p in found]
+    root = runs_root()
+    found = list(reversed(run_dirs(root)))
+    names = ["latest"] + [p.name for p in found if p.parent == root] + [str(p) for p in found]
     return [name for name in names if name.startswith(incomplete)]
 
 

@@ -14,7 +14,8 @@ Check = tuple[tuple[str, ...], Callable]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No inf or nan: `sample.temperature=inf` or `train.lr=nan` passes every bound and breaks later.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def ordered(section: str, low: str, high: str, why: str = "", fix: str = "swap them") -> Check:

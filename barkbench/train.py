@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import time
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -21,7 +22,16 @@ from barkbench.evaluate import answer_loss, evaluate, to_batch
 from barkbench.figures import CONTENT, split_figures
 from barkbench.interrupts import interrupts
 from barkbench.models import count_params
-from barkbench.rundir import host_fields, now, truncate_metrics, update_meta, write_atomic, write_json
+from barkbench.rundir import (
+    host_fields,
+    mend_command,
+    now,
+    runs_dir_option,
+    truncate_metrics,
+    update_meta,
+    write_atomic,
+    write_json,
+)
 from barkbench.sample import draw_samples
 from barkbench.scalars import Scalars
 from barkbench.tasks import make_splits, stream, task_of
@@ -51,7 +61,7 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
         "device": str(device),
         "threads": cfg.threads,
     }
-    update_meta(run, status="running", started=now(), step=state.step, **meta, **host_fields())
+    update_meta(run, status="running", started=now(), step=state.step, message=None, **meta, **host_fields())
 
     figures: dict = {}
     with (
@@ -70,10 +80,7 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
             loss = answer_loss(model.teacher_forcing(x, start), y, mask)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                raise RunFailed(
-                    f"the training loss became {loss_value} at step {state.step + 1}; lower train.lr "
-                    f"(now {tc.lr}) and train again. The last good checkpoint is kept"
-                )
+                raise RunFailed(diverged(run, state.step + 1, loss_value, tc.lr))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -81,6 +88,7 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
             state.count(loss_value, int((x != PAD).sum()), time.perf_counter() - t0)
 
             evaluated = state.step % tc.eval_every == 0 or state.step == tc.steps
+            shown_loss = state.mean_loss()  # before an evaluation starts the next window
             if evaluated:
                 figures = measure(cfg, model, val_set, device, "val")
                 scalars.append(
@@ -90,14 +98,14 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
                 if tc.stop_at is not None and figures[CONTENT.name] >= tc.stop_at and state.step < tc.steps:
                     state.stopped = tc.steps  # learned: the test is measured here (train.stop_at)
             if on_step:  # before the checkpoint: a signal that lands while the display redraws still gets one
-                shown = {"loss": loss_value, "tokens_per_second": state.tokens_per_second(), "evaluated": evaluated}
+                shown = {"loss": shown_loss, "tokens_per_second": state.tokens_per_second(), "evaluated": evaluated}
                 on_step({"step": state.step, "steps": tc.steps, **shown, "val_accuracy": figures.get("bark_accuracy")})
             if state.step % tc.checkpoint_every == 0 or state.step == tc.steps or stop.requested or state.stopped:
                 state.save(run, tc.keep_checkpoints)
             if stop.requested and state.step < tc.steps and not state.stopped:
                 raise Interrupted(
                     f"interrupted at step {state.step} of {tc.steps}; a checkpoint is saved. "
-                    f"Resume with: barkbench train --resume {run}",
+                    f"Resume with: {mend_command(run)}",
                     stop.signum,
                 )
         # resumed from the final checkpoint of a run killed while it sampled: measure again
@@ -105,6 +113,22 @@ def train(run: Path, cfg, resume: bool = False, on_step: Callable[[dict], None] 
         test = measure(cfg, model, test_set, device, "test")
         scalars.to_tensorboard({"step": state.step, **test})
         return finish(run, cfg, model, state, figures | test)
+
+
+def diverged(run: Path, step: int, loss: float, lr: float) -> str:
+    """What to say of a loss that is no longer finite. Resuming would only repeat it (the same
+    steps give the same nan), so the advice is a command that trains it again at a lower rate: a
+    tenth of it, and no more than the default rate."""
+    from barkbench.config import TrainConfig
+
+    lower = min(lr / 10, TrainConfig.model_fields["lr"].default)
+    study = run.parent if (run.parent / "study.yaml").exists() else None
+    config, command = (study / "study.yaml", "compare") if study else (run / "config.yaml", "train")
+    again = f"barkbench {command} --config {shlex.quote(str(config))} train.lr={lower:g}"
+    return (
+        f"the training loss became {loss} at step {step} with train.lr={lr:g}; resuming would repeat it, "
+        f"so lower train.lr and train again: {again}{runs_dir_option((study or run).parent)}"
+    )
 
 
 def measure(cfg, model, data, device, split: str) -> dict:
@@ -158,8 +182,8 @@ def outcome_recorded(run: Path):
     """Whatever stops a run early is written into its meta.json before it goes on up."""
     try:
         yield
-    except Interrupted:
-        mark(run, "interrupted")
+    except Interrupted as err:
+        mark(run, "interrupted", message=str(err))  # which says how to resume it
         raise
     except RunFailed as err:
         mark(run, "failed", message=str(err))

@@ -75,9 +75,13 @@ class TrainerState:
         self.seen_tokens += tokens
         self.train_seconds += seconds
 
+    def mean_loss(self) -> float:
+        """The mean train loss since the last evaluation: what metrics.jsonl and progress show."""
+        return self.loss_sum / max(self.loss_steps, 1)
+
     def train_loss(self) -> float:
         """The mean train loss since the last call, which starts a new window."""
-        mean = self.loss_sum / max(self.loss_steps, 1)
+        mean = self.mean_loss()
         self.loss_sum, self.loss_steps = 0.0, 0
         return mean
 

@@ -1,6 +1,11 @@
 """The bad-input battery: every way a user can get a config, an override, a prompt or a run
-directory wrong is one plain sentence on stderr naming the key or value, exit status 2 (1 for a
-failure while running), no traceback, and nothing written or changed under the runs directory."""
+directory wrong, for every command and every config section, files that are not text and
+configs built to hurt included, is one plain sentence on stderr naming the key or value (one
+`error:` line, a list below it where a config has several problems), exit status 2 (1 for a
+failure while running), no traceback, nothing on stdout, and nothing written or changed.
+
+CASES is the list, as data: (id, the config file, the command line, exit status, what stderr
+must say). The damaged run directories are in test_damage.py."""
 
 from __future__ import annotations
 
@@ -9,12 +14,14 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from helpers import SHORT
+from helpers import ENV, SHORT
 
 from barkbench.cli import app
 
@@ -79,15 +86,31 @@ def layout(tmp_path, completed_run, monkeypatch) -> dict:
     set_meta(runs / "live", status="running", host=socket.gethostname(), pid=os.getpid())
     (runs / "not-a-run").mkdir()
     paths["not-a-run"] = runs / "not-a-run"
+    (tmp_path / "a-file").write_text("not a directory\n")
+    (tmp_path / "empty").mkdir()
+    paths |= {"file": tmp_path / "a-file", "empty": tmp_path / "empty"}
     return paths
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """The "billion laughs": each alias names the one before it `width` times (9**9 once expanded)."""
+    lines = [f"a0: &a0 [{', '.join(['woof'] * width)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\ntask: {{name: barks, min_barks: *a{levels - 1}}}\n"
+
+
+def study(**changes) -> str:
+    """A compare config of the tiny run, as YAML text, with these top-level keys changed."""
+    data = {"name": "bad-study", "base": merged({}), "models": [{"name": "gpt"}, {"name": "rnn"}], "seeds": [0]}
+    return yaml.safe_dump({**data, **changes}, sort_keys=False)
 
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 TRAIN = ["train", "--config", "{config}", "--runs-dir", "{runs}"]
 LONG_PROMPT = "User: " + "woof " * 100 + "Assistant:"
 
-# id, config file (a patch of BASE, raw YAML text, or None for no file), arguments, exit status,
-# fragments stderr must contain.
+# id, config file (a patch of SHORT, raw YAML text, raw bytes, or None for no file), arguments,
+# exit status, fragments stderr must contain.
 # fmt: off
 CASES = [
     # ---- the config file -------------------------------------------------------------------
@@ -163,12 +186,90 @@ CASES = [
     ("generate-missing-run-closing-tag", {}, ["generate", "{runs}/[/x]"], 2, ["[/x]' does not exist"]),
     ("generate-not-a-run", {}, ["generate", "{not-a-run}"], 2, ["not a barkbench run directory"]),
     ("generate-interrupted", {}, ["generate", "{stopped}"], 2, ["is interrupted, not completed", "--resume"]),
-    ("generate-failed", {}, ["generate", "{failed}"], 2, ["is failed, not completed"]),
+    ("generate-failed", {}, ["generate", "{failed}"], 2, ["failed, so it has no final weights", "nan at step 2"]),
     ("generate-dead", {}, ["generate", "{dead}"], 2, ["is dead, not completed", "--resume"]),
-    ("generate-running", {}, ["generate", "{live}"], 2, ["is running, not completed"]),
+    ("generate-running", {}, ["generate", "{live}"], 2, ["is still training", "wait for it to finish"]),
     ("generate-zero-samples", {}, ["generate", "{done}", "--num-samples", "0"], 2, ["--num-samples"]),
     ("generate-negative-temperature", {}, ["generate", "{done}", "--temperature", "-1"], 2, ["--temperature"]),
     ("runs-missing-dir", {}, ["runs", "{runs}/nope"], 2, ["nope' is not a directory"]),
+    # ---- files that are not text, and configs built to hurt ----------------------------------
+    ("binary-config", b"\x7fELF\x02\x01\x01\x00\x00\x00", TRAIN, 2, ["config.yaml' is a binary file"]),
+    ("latin1-comment", b"seed: 0  # caf\xe9\n", TRAIN, 2, ["is not UTF-8 text", "byte 0xe9 at line 1, column 15"]),
+    ("utf16-config", "seed: 0\n".encode("utf-16"), ["validate", "--config", "{config}"], 2, ["is a binary file"]),
+    ("control-character", "seed: 0\x07\n", TRAIN, 2, ["the character 0x07 at line 1, column 8", "no control characters"]),
+    ("alias-bomb", alias_bomb(), ["validate", "--config", "{config}"], 2, ["expands to more than 100,000 values"]),
+    ("alias-bomb-study", alias_bomb(), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["expands to more than 100,000"]),
+    ("alias-in-itself", "task: &t {name: barks, x: *t}\n", TRAIN, 2, ["holds an alias inside itself"]),
+    ("nested-too-deep", "eval: " + "[" * 40 + "]" * 40 + "\n", TRAIN, 2, ["nested more than 32 levels deep"]),
+    ("nested-past-libyaml", "eval: " + "[" * 2000 + "]" * 2000 + "\n", TRAIN, 2, ["nested more than 32 levels deep"]),
+    ("config-too-big", "# " + "woof " * 220_000 + "\nseed: 0\n", TRAIN, 2, ["1,100,011 bytes", "over the 1,048,576"]),
+    ("duplicate-section", "train:\n  steps: 5\nseed: 0\ntrain:\n  lr: 0.1\n", TRAIN, 2, ["the key 'train' twice, at lines 1 and 4"]),
+    ("duplicate-key", "train:\n  steps: 5\n  steps: 6\n", ["validate", "--config", "{config}"], 2, ["'train.steps' twice, at lines 2 and 3"]),
+    ("config-is-a-directory", {}, ["train", "--config", "{empty}", "--runs-dir", "{runs}"], 2, ["empty' is a directory"]),
+    ("override-alias-bomb", {}, TRAIN + ["eval=&e [*e]"], 2, ["override 'eval=&e [*e]' holds an alias inside itself"]),
+    # ---- every section of a training config -------------------------------------------------
+    ("task-zero-length", {"task": {"name": "echo", "message_length": 0}}, TRAIN, 2, ["task.message_length", "0"]),
+    ("task-zero-train-size", {"task": {"train_size": 0}}, TRAIN, 2, ["task.train_size must be at least 1"]),
+    ("model-attention-unknown", {"model": {"attention": "magic"}}, TRAIN, 2, ["model.attention must be one of", "'magic'"]),
+    ("model-positional-unknown", {"model": {"positional": "gps"}}, TRAIN, 2, ["model.positional", "'gps'"]),
+    ("train-lr-nan", "train: {lr: .nan}\n", TRAIN, 2, ["train.lr must be a finite number"]),
+    ("train-eval-every-zero", {"train": {"eval_every": 0}}, TRAIN, 2, ["train.eval_every must be at least 1"]),
+    ("train-min-lr-ratio", {"train": {"min_lr_ratio": 2}}, TRAIN, 2, ["train.min_lr_ratio must be at most 1"]),
+    ("sample-temperature-inf", {"sample": {"temperature": float("inf")}}, TRAIN, 2, ["sample.temperature must be a finite number"]),
+    ("sample-top-k-zero", {"sample": {"top_k": 0}}, TRAIN, 2, ["sample.top_k must be at least 1"]),
+    ("sample-negative-samples", {"sample": {"num_samples": -1}}, TRAIN, 2, ["sample.num_samples must be at least 0"]),
+    ("log-unknown-key", {"log": {"tensorbord": True}}, TRAIN, 2, ["'log.tensorbord'", "did you mean 'log.tensorboard'"]),
+    ("log-not-a-bool", {"log": {"tensorboard": "maybe"}}, TRAIN, 2, ["log.tensorboard must be true or false"]),
+    ("eval-not-a-section", {"eval": 5}, TRAIN, 2, ["eval must be a section"]),
+    ("eval-unknown-task-key", {"eval": {"max_gapp": 5}}, TRAIN, 2, ["unknown key 'eval.max_gapp'"]),
+    ("threads-zero", {"threads": 0}, TRAIN, 2, ["threads must be at least 1"]),
+    ("seed-negative", {"seed": -1}, TRAIN, 2, ["seed must be at least 0"]),
+    # ---- an override's error names the override, not the file ---------------------------------
+    ("override-blamed", {}, TRAIN + ["train.stpes=5"], 2, ["error: override 'train.stpes=5': unknown key"]),
+    ("override-blamed-check", {}, TRAIN + ["model.heads=5"], 2, ["error: override 'model.heads=5': model.heads (5)"]),
+    ("override-temperature-nan", {}, TRAIN + ["sample.temperature=nan"], 2, ["override 'sample.temperature=nan'", "finite"]),
+    # ---- where runs go --------------------------------------------------------------------------
+    ("runs-dir-is-a-file", {}, ["train", "--config", "{config}", "--runs-dir", "{file}"], 2, ["--runs-dir", "a-file' is a file"]),
+    ("runs-dir-inside-a-file", {}, ["train", "--config", "{config}", "--runs-dir", "{file}/runs"], 2, ["is inside", "a-file', which is a file"]),
+    ("compare-runs-dir-is-a-file", study(), ["compare", "--config", "{config}", "--runs-dir", "{file}"], 2, ["a-file' is a file"]),
+    ("resume-latest-of-none", {}, ["train", "--resume", "latest", "--runs-dir", "{empty}"], 2, ["no run directory under", "empty"]),
+    # ---- generate and inspect ---------------------------------------------------------------
+    ("generate-temperature-nan", {}, ["generate", "{done}", "--temperature", "nan"], 2, ["--temperature must be a finite number", "nan"]),
+    ("generate-temperature-inf", {}, ["generate", "{done}", "--temperature", "inf"], 2, ["--temperature must be a finite number", "inf"]),
+    ("generate-top-k-zero", {}, ["generate", "{done}", "--top-k", "0"], 2, ["--top-k"]),
+    ("generate-latest-of-none", {}, ["generate", "latest", "--runs-dir", "{empty}"], 2, ["no run directory under"]),
+    ("inspect-out-is-a-file", {}, ["inspect", "{done}", "--out", "{file}"], 2, ["--out", "a-file' is a file"]),
+    ("inspect-out-inside-a-file", {}, ["inspect", "{done}", "--out", "{file}/pictures"], 2, ["--out", "which is a file"]),
+    ("inspect-empty-prompt", {}, ["inspect", "{done}", "--prompt", " "], 2, ["--prompt is empty"]),
+    ("inspect-unknown-word", {}, ["inspect", "{done}", "--prompt", "User: meow Assistant:"], 2, ["'meow'", "vocabulary"]),
+    ("inspect-interrupted", {}, ["inspect", "{stopped}"], 2, ["is interrupted, not completed", "--resume"]),
+    ("inspect-missing-run", {}, ["inspect", "{runs}/nope"], 2, ["nope' does not exist"]),
+    # ---- runs, validate, configs ------------------------------------------------------------
+    ("runs-on-a-file", {}, ["runs", "{file}"], 2, ["a-file' is not a directory"]),
+    ("validate-no-config", {}, ["validate"], 2, ["Missing option '--config'"]),
+    ("validate-bad-study", study(seeds=[0, 0]), ["validate", "--config", "{config}"], 2, ["repeats a seed"]),
+    ("configs-extra-argument", {}, ["configs", "extra"], 2, ["unexpected extra argument"]),
+    # ---- compare and its config's own keys --------------------------------------------------
+    ("compare-duplicate-models", study(models=[{"name": "gpt"}, {"name": "rnn"}, {"name": "gpt"}]), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["models lists {'name': 'gpt'} twice (entries 1 and 3)"]),
+    ("compare-duplicate-default-model", study(models=[{}, {"name": "gpt"}]), ["validate", "--config", "{config}"], 2, ["twice (entries 1 and 2)"]),
+    ("compare-base-unknown-name", study(base="echo_gtp"), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["base:", "echo_gtp' does not exist", "barkbench configs"]),
+    ("compare-base-is-a-study", study(base="smoke"), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["base:", "is a compare config"]),
+    ("compare-base-not-a-mapping", study(base="a-file"), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["base:", "holds a str"]),
+    ("compare-no-models", study(models=[]), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["models must list at least one"]),
+    ("compare-model-not-a-section", study(models=[5]), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["models.0"]),
+    ("compare-sweep-not-a-list", study(sweep={"task.max_barks": 5}), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["sweep.task.max_barks must be a non-empty list"]),
+    ("compare-sweep-unknown-key", study(sweep={"task.max_barkz": [3, 4]}), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["'task.max_barkz'", "did you mean 'task.max_barks'"]),
+    ("compare-tune-empty", study(tune={"train.lr": []}), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["tune.train.lr must be a non-empty list"]),
+    ("compare-unknown-key", study(seed=[1]), ["compare", "--config", "{config}", "--runs-dir", "{runs}"], 2, ["unknown key 'seed'", "did you mean 'seeds'"]),
+    ("compare-bad-override", study(), ["compare", "--config", "{config}", "--runs-dir", "{runs}", "train.steps=-1"], 2, ["override 'train.steps=-1'", "at least 1"]),
+    ("compare-jobs-zero", study(), ["compare", "--config", "{config}", "--runs-dir", "{runs}", "--jobs", "0"], 2, ["--jobs"]),
+    ("compare-unknown-launcher", study(), ["compare", "--config", "{config}", "--runs-dir", "{runs}", "--launcher", "slurm"], 2, ["--launcher 'slurm' is not one of"]),
+    ("compare-resume-a-run", {}, ["compare", "--resume", "{done}"], 2, ["not a barkbench study directory"]),
+    ("compare-resume-with-config", study(), ["compare", "--resume", "{done}", "--config", "{config}"], 2, ["drop --config"]),
+    # ---- report -----------------------------------------------------------------------------
+    ("report-missing", {}, ["report", "{runs}/nope"], 2, ["nope' does not exist"]),
+    ("report-a-run", {}, ["report", "{done}"], 2, ["not a barkbench study directory"]),
+    ("report-latest-of-none", {}, ["report", "latest", "--runs-dir", "{empty}"], 2, ["no study directory under"]),
 ]
 # fmt: on
 
@@ -186,14 +287,59 @@ def test_bad_input(layout, runner, config, args, code, fragments):
         layout["config"].write_text(yaml.safe_dump(merged(config), sort_keys=False))
     elif isinstance(config, str):
         layout["config"].write_text(config)
+    elif isinstance(config, bytes):
+        layout["config"].write_bytes(config)
     argv = [a.format(**{k: str(v) for k, v in layout.items()}) for a in args]
-    before = snapshot(layout["runs"])
+    before = snapshot(layout["config"].parent)
 
     result = runner.invoke(app, argv)
 
     assert result.exit_code == code, result.output
     assert isinstance(result.exception, SystemExit), repr(result.exception)  # no escaped exception
     assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.lower().startswith("error:")]
+    assert len(errors) == 1, f"not one error:\n{result.stderr}"
+    assert result.stdout == ""
     for fragment in fragments:
         assert fragment in result.stderr, f"{fragment!r} not in stderr:\n{result.stderr}"
-    assert snapshot(layout["runs"]) == before, "the runs directory changed"
+    assert snapshot(layout["config"].parent) == before, "something was written"
+
+
+# ---- a directory that cannot be written: a read-only filesystem ------------------------------
+
+
+def read_only(directory: Path) -> list[str]:
+    """The command prefix that runs a command where `directory` is a read-only filesystem: a
+    mount namespace of its own, with an empty tmpfs mounted there read-only."""
+    mount = 'mount -t tmpfs -o ro none "$0" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, str(directory)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "--config", "{config}", "--runs-dir", "{ro}/runs"], "--runs-dir '{ro}/runs' cannot be written"),
+        (["train", "--config", "{config}", "--runs-dir", "{ro}"], "--runs-dir '{ro}' cannot be written"),
+        (["compare", "--config", "smoke", "--runs-dir", "{ro}/runs"], "--runs-dir '{ro}/runs' cannot be written"),
+        (["inspect", "{done}", "--out", "{ro}/pictures"], "--out '{ro}/pictures' cannot be written"),
+    ],
+)
+def test_a_directory_on_a_read_only_filesystem_is_one_sentence_and_nothing_is_written(
+    tmp_path, completed_run, args, words
+):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    prefix = read_only(ro)
+    if shutil.which("unshare") is None or subprocess.run([*prefix, "true"]).returncode != 0:
+        pytest.skip("mounting a read-only filesystem needs `unshare --mount` and the right to mount (root)")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(SHORT))
+    values = {"config": config, "ro": ro, "done": completed_run}
+    argv = [a.format(**values) for a in args]
+    before = snapshot(completed_run)
+    proc = subprocess.run([*prefix, sys.executable, "-m", "barkbench", *argv], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"error: {words.format(**values)}: '{ro}' is on a read-only file system;"), line
+    assert proc.stdout == "" and snapshot(completed_run) == before

@@ -346,6 +346,7 @@ def test_every_command_help_shows_an_example(runner, name):
         (["configs"], set()),
         (["runs", "{runs}"], set()),
         (["validate", "--config", "baby"], {"pydantic"}),  # validation is pydantic's; no torch, no drawing
+        (["validate", "--config", "smoke"], {"pydantic"}),  # a study: every run's config checked, none trained
     ],
 )
 def test_quick_commands_import_neither_torch_nor_matplotlib(trained, args, imported):
@@ -500,3 +501,74 @@ def test_shell_completion_offers_latest_and_the_run_directories(runner, trained,
         env = {"_BARKBENCH_COMPLETE": "complete_bash", "COMP_WORDS": f"barkbench generate {typed}", "COMP_CWORD": "2"}
         result = runner.invoke(app, [], env=env, prog_name="barkbench")
         assert expected in result.stdout.split(), (typed, result.stdout)
+
+
+# ---- typos, threads, latest ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--config", "baby", "train.stpes=5"],
+        ["train", "--config", "baby", "model.heads=3"],
+        ["compare", "--config", "smoke", "model.hiden_size=4"],
+        ["compare", "--config", "smoke", "--jobs", "2", "train.steps=-1"],
+    ],
+)
+def test_a_typo_is_reported_before_torch_is_imported(tmp_path, args):
+    """So `train` and `compare` answer a typo as quickly as `validate` does."""
+    assert "torch" not in heavy_imports(*args, "--runs-dir", tmp_path / "runs", status=2)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_threads_beyond_the_cores_are_kept_with_a_line_that_says_it_will_be_slower(runner, write_config, tmp_path):
+    from barkbench.study.job import cores
+
+    data = tiny()
+    data["threads"] = cores() + 1
+    result = runner.invoke(app, ["train", "--config", str(write_config(data)), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    line = f"threads={cores() + 1} is more than the {cores()} cores here, so the run will be slower"
+    assert result.stderr.count(line) == 1
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "meta.json").read_text())["threads"] == cores() + 1  # not capped
+
+
+def test_latest_names_what_it_picked_and_looks_where_runs_dir_and_the_environment_say(
+    runner, trained, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # no runs/ here: only --runs-dir or BARKBENCH_RUNS_DIR can find the run
+    result = runner.invoke(app, ["generate", "latest", "-n", "1", "--runs-dir", str(trained["runs"])])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == f"latest: {trained['run']}"
+    monkeypatch.setenv("BARKBENCH_RUNS_DIR", str(trained["runs"]))
+    for args in (["generate", "latest", "-n", "1"], ["generate", trained["run"].name[:6], "-n", "1"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert result.stderr.splitlines()[0] == f"{args[1]}: {trained['run']}"
+    listed = runner.invoke(app, ["runs"])
+    assert listed.exit_code == 0 and trained["run"].name in listed.stdout
+    refused = runner.invoke(app, ["train", "--resume", "latest"])  # the env var's latest: a completed run
+    assert refused.exit_code == 2 and "has already completed" in refused.stderr
+
+
+def test_a_config_whose_eval_every_is_too_large_for_its_steps_is_lowered_with_a_line(runner, write_config, tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(write_config(tiny())),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "train.steps=10",
+            "train.eval_every=6",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "train.eval_every (6) is more than train.steps / 5 (10 / 5), so the curves would have fewer than 5 points; lowered to 2"
+        in result.stderr
+    )
+    (run,) = (tmp_path / "runs").iterdir()
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [2, 4, 6, 8, 10]

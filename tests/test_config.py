@@ -6,10 +6,12 @@ import re
 
 import pytest
 import torch
+import yaml
 from helpers import tiny
 
 from barkbench.config import apply_overrides, load_config, validate
 from barkbench.errors import BarkError, exit_code
+from barkbench.yamlfile import read_yaml
 
 
 def names(message: str, value) -> bool:
@@ -331,3 +333,37 @@ def test_an_unknown_key_given_as_override_is_reported(write_config):
     with pytest.raises(BarkError) as caught:
         load_config(write_config(tiny()), ["train.stpes=5"])
     assert "train.stpes" in str(caught.value) and "did you mean 'train.steps'" in str(caught.value)
+
+
+# ---- reading YAML that someone else wrote ------------------------------------------------------
+
+
+def test_anchors_aliases_and_merges_within_bounds_still_read_as_yaml_reads_them(write_config):
+    text = (
+        "base: &model {name: gpt, embedding_dim: 16, heads: 2}\nmodel:\n  <<: *model\n  heads: 4\ntask: {name: barks}\n"
+    )
+    data = read_yaml(write_config(text))
+    assert data == yaml.safe_load(text)
+    assert data["model"] == {"name": "gpt", "embedding_dim": 16, "heads": 4}  # a merge's key overridden: no duplicate
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("a: " + "[" * 33 + "]" * 33, "nested more than 32 levels deep"),
+        (
+            "a: &x [" + ", ".join(["1"] * 400) + "]\nb: [" + ", ".join(["*x"] * 400) + "]\n",
+            "expands to more than 100,000",
+        ),
+        ("task:\n  name: barks\n  name: echo\n", "the key 'task.name' twice, at lines 2 and 3"),
+    ],
+)
+def test_a_dangerous_shape_is_refused_before_python_builds_it(write_config, text, words):
+    with pytest.raises(BarkError, match=re.escape(words)):
+        read_yaml(write_config(text))
+
+
+def test_a_config_is_read_from_its_bytes_with_a_byte_order_mark_allowed(write_config, tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbfseed: 3\n")
+    assert read_yaml(path) == {"seed": 3}

@@ -7,7 +7,8 @@ Every Ray here is small (a few CPUs: at most one per run of a 4-run study; a sma
 no dashboard) and private to this module: RAY_TMPDIR sends its files, and the address that
 `ray start` records for `auto`, into a directory of its own, so nothing here meets a Ray of
 another process on the machine; and the only Ray processes a test stops are the ones it
-started, by the process group it gave them.
+started, by the process group it gave them. Every node and driver here uses a loopback address
+(ray_cluster.LOOPBACK), so no test sends Ray's traffic over the machine's network address.
 """
 
 from __future__ import annotations
@@ -44,8 +45,13 @@ from helpers import (
     wait_for,
 )
 
+from barkbench.study.ray_cluster import LOOPBACK
+
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'barkbench[ray]' (make install does)")
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(LOOPBACK is None, reason="a cluster on loopback needs Linux's 127.0.0.0/8"),
+]
 
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE = str(100 * 2**20)
@@ -97,13 +103,13 @@ def cluster(env: dict, logs: Path, *cpus: int, hidden: Path | None = None):
     its address. Each node has a process group of its own: SIGTERM lets it stop what it started,
     then whatever is left of that group is killed."""
     port = free_port()
-    address = f"127.0.0.1:{port}"
+    address = f"{LOOPBACK}:{port}"
     nodes = []
     try:
         for i, n in enumerate(cpus):
-            where = ["--address", address]
+            where = ["--address", address, "--node-ip-address", LOOPBACK]
             if i == 0:
-                where = ["--head", "--port", str(port), "--include-dashboard=false"]
+                where = ["--head", "--node-ip-address", LOOPBACK, "--port", str(port), "--include-dashboard=false"]
             log = logs / f"node{i}.log"
             args = [RAY, "start", *where, "--num-cpus", str(n), "--object-store-memory", OBJECT_STORE, "--block"]
             args += ["--dashboard-agent-listen-port", str(free_port())]
@@ -281,3 +287,26 @@ def test_a_node_that_cannot_see_the_study_directory_is_a_clear_error_before_any_
     assert proc.wait() == 2, proc.stderr
     assert "cannot see the study directory" in proc.stderr and "Traceback" not in proc.stderr
     assert [path.name for path in only_run(runs).iterdir()] == ["study.yaml"]  # no run started
+
+
+def test_a_ray_that_barkbench_starts_and_a_cluster_it_joins_here_talk_over_loopback(ray_env, two_nodes):
+    """In a process of its own, so that Ray's token (which a process keeps once read) is this module's."""
+    code = (
+        "import sys, ray\nfrom barkbench.study.ray_cluster import connect\n"
+        "for address in (None, sys.argv[1]):\n"
+        "    connect(ray, address, cpus=1)\n"
+        "    nodes = {n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']}\n"
+        "    gcs = ray.get_runtime_context().gcs_address.rsplit(':', 1)[0]\n"
+        "    print('seen:', address, sorted(nodes), ray.util.get_node_ip_address(), gcs)\n"
+        "    ray.shutdown()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, two_nodes["address"]], env=ray_env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("seen:")]
+    # nodes, the driver and the GCS, for a Ray started for the command and for the cluster joined by address
+    assert seen == [
+        ["None", f"['{LOOPBACK}']", LOOPBACK, LOOPBACK],
+        [two_nodes["address"], f"['{LOOPBACK}']", LOOPBACK, LOOPBACK],
+    ]

@@ -17,11 +17,11 @@ from barkbench.train import train
 
 
 def config(**train_keys) -> dict:
-    """SHORT (evaluated and checkpointed every 10 steps), 40 steps of a task it learns some of in
+    """SHORT's model, evaluated and checkpointed every 10 steps of 50, on a task it learns some of in
     that time: echo of a 2-bark message right after `speak`."""
     data = copy.deepcopy(SHORT)
     data["task"] = {"name": "echo", "message_length": 2, "max_gap": 0, "train_size": 256, "val_size": 32}
-    data["train"].update(steps=40, lr=0.01, **train_keys)
+    data["train"].update(steps=50, lr=0.01, eval_every=10, checkpoint_every=10, **train_keys)
     return data
 
 
@@ -42,7 +42,7 @@ def trained(data: dict, runs, stop_after: int | None = None):
 
 @pytest.fixture(scope="module")
 def curve(tmp_path_factory):
-    """The validation accuracy of the answer's barks at steps 10 to 40 without stop_at, and a
+    """The validation accuracy of the answer's barks at steps 10 to 50 without stop_at, and a
     stop_at that the step-20 evaluation reaches first."""
     run = trained(config(), tmp_path_factory.mktemp("free"))
     accuracy = {row["step"]: row["bark_accuracy"] for row in metrics(run)}
@@ -64,7 +64,7 @@ def test_a_run_stops_at_the_first_evaluation_that_reaches_stop_at(tmp_path, curv
 
 def test_a_run_that_never_reaches_it_trains_every_step(tmp_path):
     final = summary(trained(config(stop_at=1.0), tmp_path))
-    assert final["stopped_early"] is False and final["steps"] == 40
+    assert final["stopped_early"] is False and final["steps"] == 50
 
 
 def test_a_resumed_run_stops_where_an_uninterrupted_one_does(tmp_path, curve):
@@ -97,11 +97,14 @@ def test_a_stopped_run_trained_on_obeys_the_rule_again(tmp_path):
 def test_a_study_says_which_runs_stopped_early(tmp_path):
     runs = tmp_path / "runs"
     args = ["compare", "--config", SMOKE, "--runs-dir", runs, "--jobs", "1", "train.stop_at=0.01"]
-    result = cli(*args, "train.steps=6", "train.eval_every=3", "task.train_size=64", "sample.num_samples=1")
+    result = cli(*args, "train.steps=15", "train.eval_every=3", "task.train_size=64", "sample.num_samples=1")
     assert result.exit_code == 0, result.output
     (study,) = runs.iterdir()
     report = (study / "report.md").read_text()
     rows = json.loads((study / "results.json").read_text())["runs"]
-    stopped = [row for row in rows if row["stopped_early"]]
-    assert stopped and all(row["steps"] == (3 if row["stopped_early"] else 6) for row in rows)
-    assert f"{len(stopped)} of 4 runs stopped early, at step 3" in report and "| 3 (stopped early) |" in report
+    stopped = sorted(row["steps"] for row in rows if row["stopped_early"])
+    assert stopped and all(row["steps"] % 3 == 0 and row["steps"] < 15 for row in rows if row["stopped_early"])
+    assert all(row["steps"] == 15 for row in rows if not row["stopped_early"])
+    where = f"step {stopped[0]}" if len(set(stopped)) == 1 else f"steps {stopped[0]} to {stopped[-1]}"
+    assert f"{len(stopped)} of 4 runs stopped early, at {where}" in report
+    assert f"| {stopped[0]} (stopped early) |" in report

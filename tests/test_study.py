@@ -11,10 +11,11 @@ import pytest
 import yaml
 from helpers import PNG, SMOKE, heavy_imports, result_figures, results, runs_by_name
 
+import barkbench.train
 from barkbench.cli import app
 from barkbench.errors import BarkError
 from barkbench.rundir import read_jsonl
-from barkbench.study import findings, job, outputs, plan, sentences
+from barkbench.study import findings, outputs, plan, sentences
 from barkbench.study.launch import LAUNCHERS, launcher, missing, run_study
 from barkbench.tasks import TASKS
 
@@ -354,7 +355,7 @@ def test_runs_lists_the_runs_inside_the_study(smoke, runner):
 def test_a_failing_run_is_recorded_and_the_others_go_on_then_resume_finishes_it(
     tmp_path, write_config, runner, monkeypatch
 ):
-    real_train = job.train
+    real_train = barkbench.train.train  # what study/job.py calls (imported there when a job runs)
 
     def gpt_breaks_at_step_3(run, cfg, resume=False, on_step=None, stop_requested=None):
         def report_then_break(fields):
@@ -363,7 +364,7 @@ def test_a_failing_run_is_recorded_and_the_others_go_on_then_resume_finishes_it(
 
         return real_train(run, cfg, resume=resume, on_step=report_then_break)
 
-    monkeypatch.setattr(job, "train", gpt_breaks_at_step_3)
+    monkeypatch.setattr(barkbench.train, "train", gpt_breaks_at_step_3)
     path = write_config(study_config())
     args = ["compare", "--config", str(path), "--runs-dir", str(tmp_path / "runs"), "--jobs", "1"]
     result = runner.invoke(app, args)
@@ -377,15 +378,16 @@ def test_a_failing_run_is_recorded_and_the_others_go_on_then_resume_finishes_it(
 
     runs = runs_by_name(study)
     kept = {n: (runs[n] / "metrics.jsonl").stat().st_mtime_ns for n in ("rnn-s0", "rnn-s1")}
-    monkeypatch.setattr(job, "train", real_train)
+    monkeypatch.setattr(barkbench.train, "train", real_train)
     result = runner.invoke(app, ["compare", "--resume", str(study), "--jobs", "1"])
     assert result.exit_code == 0, result.output
     assert "2 runs to train (2 completed runs kept)" in result.stderr
     assert runs_by_name(study) == runs  # the same directories, none added
     assert {n: (runs[n] / "metrics.jsonl").stat().st_mtime_ns for n in kept} == kept  # not retrained
     assert all(r["status"] == "completed" for r in results(study)["runs"])
-    # the failed runs went on from their checkpoint at step 2, repeating no step
-    assert [row["step"] for row in read_jsonl(runs["gpt-s0"] / "metrics.jsonl")] == [2, 4]
+    # the failed runs went on from their checkpoint at step 2, repeating no step (4 steps: eval_every
+    # is lowered to 1, so that the curves have as many points as they can)
+    assert [row["step"] for row in read_jsonl(runs["gpt-s0"] / "metrics.jsonl")] == [1, 2, 3, 4]
 
 
 def test_a_resumed_study_with_nothing_left_to_do_trains_nothing(smoke, runner):
@@ -544,3 +546,46 @@ def test_a_study_tested_beyond_its_training_says_so_and_marks_the_buckets(tmp_pa
     assert line["trained"] == ["4-7", "8-15"] and "16-31" in line["by_bucket"]
     text = (study / "report.md").read_text()
     assert "were tested on distances 4 to 18" in text and "A * marks a bucket the model never trained on" in text
+
+
+# ---- smaller things: base by name, validate of a study, --jobs -----------------------------------
+
+
+def test_base_takes_a_shipped_config_s_bare_name_as_config_does(tmp_path, write_config):
+    spec, combos = plan.plan({"base": "echo_gpt", "models": [{"name": "rnn"}]}, "study.yaml", tmp_path)
+    assert spec["base"] == yaml.safe_load((Path(plan.__file__).parent.parent / "configs" / "echo_gpt.yaml").read_text())
+    assert combos[0]["config"].task.name == "echo"
+    (tmp_path / "echo_gpt.yaml").write_text(yaml.safe_dump(FAST))  # a file beside the compare config comes first
+    spec, _ = plan.plan({"base": "echo_gpt.yaml", "models": [{"name": "rnn"}]}, "study.yaml", tmp_path)
+    assert spec["base"]["train"]["steps"] == 4
+
+
+def test_validate_checks_a_study_and_lists_the_runs_it_would_train_and_trains_none(
+    tmp_path, write_config, runner, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    path = write_config(study_config(sweep={"task.max_gap": [4, 6]}, tune={"train.lr": [0.01, 0.02]}), "study.yaml")
+    result = runner.invoke(app, ["validate", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "study: 16 runs (2 model entries x 2 seeds x 2 max_gap values (swept) x 2 lr values (tuned))" in " ".join(
+        result.stdout.split()
+    )
+    _, combos = plan.plan(yaml.safe_load(path.read_text()), str(path), tmp_path)
+    for combo in combos:
+        assert combo["name"] in result.stdout
+    assert not (tmp_path / "runs").exists()
+    bad = runner.invoke(app, ["validate", "--config", str(path), "model.hidden_size=-1"])
+    assert bad.exit_code == 2 and "override 'model.hidden_size=-1'" in bad.stderr
+
+
+def test_jobs_beyond_what_the_cores_can_train_are_capped_with_a_line(tmp_path, write_config, runner, monkeypatch):
+    from barkbench.study import local
+
+    monkeypatch.setattr(local, "cores", lambda: 1)
+    path = write_config(study_config(models=[{"name": "rnn"}]))
+    result = runner.invoke(
+        app, ["compare", "--config", str(path), "--runs-dir", str(tmp_path / "runs"), "--jobs", "10000"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "--jobs 10000 is more than the 1 cores here can train at threads=1; training 1 at a time" in result.stderr
+    assert "training 1 at a time\n" in result.stderr

@@ -12,10 +12,18 @@ from barkbench.errors import BarkError
 OVERRIDES = typer.Argument(
     None, help="Dotted KEY=VALUE overrides of the config, e.g. train.steps=100 model.layers=1.", show_default=False
 )
-RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="Where run directories are created.")
+RUNS_DIR = typer.Option(
+    Path("runs"),
+    "--runs-dir",
+    envvar="BARKBENCH_RUNS_DIR",
+    help="Where run directories are created, and `latest` and names are looked for.",
+)
+LOOK_IN = typer.Option(
+    Path("runs"), "--runs-dir", envvar="BARKBENCH_RUNS_DIR", help="Where `latest` and names are looked for."
+)
 RUN = typer.Argument(
     ...,
-    help="A run directory: its path, `latest`, or the start of its name under runs/.",
+    help="A run directory: its path, `latest`, or the start of its name under --runs-dir.",
     show_default=False,
     autocompletion=locate.complete_runs,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,6 +10,7 @@ import typer
 
 from barkbench import locate
 from barkbench.commands.options import (
+    LOOK_IN,
     OVERRIDES,
     RUN,
     RUNS_DIR,
@@ -39,30 +41,39 @@ def train(
       barkbench train --resume latest
       barkbench train --resume runs/baby-20261122-101500-3f2a train.steps=600
     """
-    from barkbench.config import load_config
-    from barkbench.display import figures_table, print_samples, training_progress
-    from barkbench.rundir import read_json, read_jsonl, start_run
+    from barkbench.config import load_config, notes
+    from barkbench.display import figures_table, output_closed, print_samples, training_progress
+    from barkbench.repair import mend
+    from barkbench.rundir import read_jsonl, start_run
+    from barkbench.study.job import slower
     from barkbench.tasks import task_of
-    from barkbench.train import train as train_run
 
+    start = None  # the step it resumes from
     if resume is not None:
         if config is not None:
             raise BarkError("--resume continues a run with its own config.yaml; drop --config")
-        run = locate.directory(resume)
+        run = locate.directory(resume, root=runs_dir)
         check_directory(run, "run")
         cfg = resumed_config(run, overrides or [])
+        start, mended = mend(run, cfg)
     elif config is None:
         raise BarkError("give a config with --config FILE (for example --config baby), or --resume RUN")
     else:
         cfg = load_config(locate.config_path(config), overrides or [])
+        mended = notes(cfg)
         run = start_run(cfg, runs_dir)
+    from barkbench.train import train as train_run  # torch: only once the config is known to be good
+
+    for line in [*mended, slower(cfg.threads)]:
+        if line:
+            err.print(line, highlight=False, soft_wrap=True)
     err.print(f"run directory: {run}", highlight=False, soft_wrap=True)
-    start = read_json(run / "meta.json").get("step", 0) if resume else 0
     if start:
         err.print(f"resuming from step {start} of {cfg.train.steps}", highlight=False)
     content = task_of(cfg.task).content
-    with training_progress(cfg.name, cfg.train.steps, start, content) as on_step:
-        summary = train_run(run, cfg, resume=resume is not None, on_step=on_step)
+    with training_progress(cfg.name, cfg.train.steps, start or 0, content) as on_step:
+        # a reader that goes away (`| head`) stops the run at a checkpoint, as Ctrl-C does
+        summary = train_run(run, cfg, resume=start is not None, on_step=on_step, stop_requested=output_closed)
     if summary["stopped_early"]:
         err.print(
             f"stopped early at step {summary['steps']} of {cfg.train.steps}: validation accuracy of the answer's "
@@ -91,7 +102,7 @@ def resumed_config(run: Path, overrides: list[str]):
             "to train a run on to N steps (drop --config and the other overrides)"
         )
     data = read_yaml(run / "config.yaml")
-    cfg = validate(data, str(run / "config.yaml"), apply_overrides(data, overrides))
+    cfg = validate(data, str(run / "config.yaml"), apply_overrides(data, overrides), overrides)
     meta = read_json(run / "meta.json")
     if shown_status(meta) == "running":
         check_resumable(run)  # says it is still running
@@ -124,6 +135,7 @@ def generate(
         None, "--top-k", min=1, help="Sample only from the k likeliest tokens.", show_default=False
     ),
     seed: int = typer.Option(0, help="Random seed: for the task's prompts and for sampling."),
+    runs_dir: Path = LOOK_IN,
 ):
     """Sample from a trained run; where the task has a right answer, show it and ✓ or ✗.
 
@@ -143,7 +155,9 @@ def generate(
     from barkbench.sample import draw_samples
 
     check_prompt(prompt)
-    cfg, model = load_trained(locate.directory(run))
+    if temperature is not None and not math.isfinite(temperature):
+        raise BarkError(f"--temperature must be a finite number (0 is greedy, 1 samples as trained), not {temperature}")
+    cfg, model = load_trained(locate.directory(run, root=runs_dir))
     settings = cfg.sample.model_copy(
         update={
             "prompt": prompt or cfg.sample.prompt,  # none: each sample gets a prompt of the task
@@ -167,6 +181,7 @@ def inspect_run(
     out_dir: Optional[Path] = typer.Option(
         None, "--out", help="Where the PNG files go (default: RUN/inspect).", show_default=False
     ),
+    runs_dir: Path = LOOK_IN,
 ):
     """Draw what a trained model attends to and how far back the answer's loss reaches.
 
@@ -185,9 +200,11 @@ def inspect_run(
 
     from barkbench.checkpoints import load_trained
     from barkbench.inspection import draw_pictures
+    from barkbench.rundir import writable
 
     check_prompt(prompt)
-    run = locate.directory(run)
+    run = locate.directory(run, root=runs_dir)
     cfg, model = load_trained(run, torch.device("cpu"))  # pictures need no accelerator
+    writable(out_dir or run / "inspect", "--out")
     for path in draw_pictures(cfg, model, prompt, out_dir or run / "inspect", run.name):
         out.print(f"wrote {path}", highlight=False, soft_wrap=True)

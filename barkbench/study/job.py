@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from barkbench.config import RunConfig
+from barkbench.config import RunConfig, to_yaml
+from barkbench.display import err
 from barkbench.errors import BarkError, Interrupted
-from barkbench.rundir import list_checkpoints, load_run_config, now, read_json, start_run, truncate_metrics, update_meta
+from barkbench.repair import mend
+from barkbench.rundir import load_run_config, now, problems, readable, start_run, update_meta, write_atomic
 from barkbench.study.plan import study_runs
-from barkbench.train import train
+from barkbench.yamlfile import read_yaml
 
 EVERY = 0.1  # seconds between two progress events of one run sent to a study's display: it redraws no faster
 
@@ -39,6 +41,28 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def slower(threads: int) -> str | None:
+    """The line for a run that asks for more threads than there are cores here, or None. The run
+    keeps them: its thread count is part of what makes its figures what they are."""
+    if threads <= cores():
+        return None
+    return (
+        f"threads={threads} is more than the {cores()} cores here, so the run will be slower than at "
+        f"threads={cores()}; it keeps threads={threads}, which is part of what makes its figures reproducible"
+    )
+
+
+def torn_config(run: Path, job: dict) -> str | None:
+    """Why a study run's config.yaml is damaged, or None: it does not parse, or it is cut short of
+    the config the study gave it (what is left of a cut file may still parse)."""
+    try:
+        read_yaml(run / "config.yaml")
+    except BarkError as error:
+        return str(error)
+    text, whole = (run / "config.yaml").read_text(), to_yaml(RunConfig.model_validate(job["config"]))
+    return f"{run / 'config.yaml'} is cut short" if text != whole and whole.startswith(text) else None
+
+
 def run_job(
     job: dict,
     study: Path,
@@ -56,6 +80,8 @@ def run_job(
     includes a run left `running` by a worker that died: the launcher that runs this job again
     knows that worker is gone (a study process still running is refused earlier, by `todo`).
     """
+    from barkbench.train import train  # torch: in the worker, once there is a run to train
+
     run = None
     try:
         run = study_runs(study).get(job["name"])
@@ -63,11 +89,17 @@ def run_job(
             cfg, resume = RunConfig.model_validate(job["config"]), False
             run = start_run(cfg, study)
         else:
-            if (run / "meta.json").exists() and read_json(run / "meta.json").get("status") == "completed":
+            if readable(run / "meta.json").get("status") == "completed" and not problems(run):
                 return {"status": "completed"}  # an earlier attempt finished it, then lost its worker
-            cfg, resume = load_run_config(run), bool(list_checkpoints(run))
-            if not resume:
-                truncate_metrics(run, 0)  # a restart: drop what it wrote before its first checkpoint
+            if problem := torn_config(run, job):  # damaged: study.yaml says what it was
+                write_atomic(run / "config.yaml", to_yaml(RunConfig.model_validate(job["config"])))
+                err.print(f"{job['name']}: {problem}; wrote it again from study.yaml", highlight=False, soft_wrap=True)
+            cfg = load_run_config(run)
+            # what is damaged mended, then on from its last intact checkpoint (none: from step 0)
+            step, mended = mend(run, cfg)
+            resume = step is not None
+            for line in mended:
+                err.print(f"{job['name']}: {line}", highlight=False, soft_wrap=True)
         on_start(run)
         train(run, cfg, resume=resume, on_step=on_step, stop_requested=stop_requested)
         return {"status": "completed"}
@@ -75,6 +107,10 @@ def run_job(
         return {"status": "interrupted", "message": str(error)}  # train saved a checkpoint and said so
     except Exception as error:
         message = str(error) if isinstance(error, BarkError) else f"{type(error).__name__}: {error}"
+        if not isinstance(error, BarkError):  # whose message says what to do
+            message += (
+                f"; once its cause is fixed, `barkbench compare --resume {study}` goes on from its last checkpoint"
+            )
         if run is not None:  # train records the failures inside its loop, not those before it
             update_meta(run, status="failed", ended=now(), message=message)
         return {"status": "failed", "message": message}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from barkbench.display import err, study_progress
 from barkbench.errors import BarkError
-from barkbench.rundir import list_checkpoints, read_json, shown_status
+from barkbench.rundir import list_checkpoints, problems, readable, shown_status
 from barkbench.study import local, ray_cluster
 from barkbench.study.plan import load_study, study_runs
 
@@ -41,7 +41,8 @@ def todo(study: Path) -> tuple[list[dict], int]:
     """The jobs of a study that have not completed, biggest first, and how many completed runs
     are kept. Each job finds its own run directory (study/job.py); here a run only says where
     its progress starts (its last checkpoint), or that it is still running in another study
-    process, which is refused."""
+    process, which is refused. A completed run that is damaged is a job too: resuming it mends it
+    (barkbench/repair.py)."""
     combos = load_study(study)
     runs = study_runs(study)
     jobs = []
@@ -49,9 +50,9 @@ def todo(study: Path) -> tuple[list[dict], int]:
         run = runs.get(combo["name"])
         job = {"name": combo["name"], "config": combo["config"].model_dump(), "start": 0}
         if run is not None:
-            meta = read_json(run / "meta.json") if (run / "meta.json").exists() else {}
+            meta = readable(run / "meta.json")
             status = shown_status(meta)
-            if status == "completed":
+            if status == "completed" and not problems(run):
                 continue
             if status == "running":
                 raise BarkError(

@@ -10,10 +10,10 @@ from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 from queue import Empty
 
-from barkbench.display import err
+from barkbench.display import err, output_closed
 from barkbench.errors import BarkError
 from barkbench.interrupts import interrupts
-from barkbench.study.job import cores, run_job, throttled
+from barkbench.study.job import cores, run_job, slower, throttled
 
 
 def launch(todo: list[dict], study: Path, show, jobs: int | None = None) -> int | None:
@@ -22,8 +22,13 @@ def launch(todo: list[dict], study: Path, show, jobs: int | None = None) -> int 
     if jobs is not None and jobs < 1:
         raise BarkError(f"--jobs must be at least 1, but it is {jobs}")
     threads = max(job["config"]["threads"] for job in todo)
-    jobs = min(jobs or max(1, cores() // threads), len(todo))
-    err.print(f"training {jobs} at a time", highlight=False)
+    fit = max(1, cores() // threads)  # more at once only share the cores, and each goes slower
+    if note := slower(threads):
+        err.print(note, highlight=False)
+    capped = jobs is not None and jobs > fit
+    said = f"--jobs {jobs} is more than the {cores()} cores here can train at threads={threads}; " if capped else ""
+    jobs = min(fit if capped else jobs or fit, len(todo))
+    err.print(f"{said}training {jobs} at a time", highlight=False)
     if jobs == 1:
         return _here(todo, study, show)
     return _in_workers(todo, study, jobs, show)
@@ -35,10 +40,10 @@ def _here(todo: list[dict], study: Path, show) -> int | None:
     for job in todo:
         i = job["index"]
         show(i, {"status": "running"})
-        result = run_job(job, study, lambda f, i=i: show(i, f))
+        result = run_job(job, study, lambda f, i=i: show(i, f), stop_requested=output_closed)
         show(i, {"status": result["status"]})
         if result["status"] == "interrupted":
-            return signal.SIGINT
+            return output_closed() or signal.SIGINT
     return None
 
 
@@ -90,7 +95,7 @@ def _in_workers(todo: list[dict], study: Path, jobs: int, show) -> int | None:
             os.kill(pid, signal.SIGTERM)
 
     with (
-        interrupts(stop_now) as stop,
+        interrupts(stop_now, also=output_closed) as stop,
         ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start_worker, initargs=(events, stop_workers)) as pool,
     ):
         futures = {pool.submit(_work, job, str(study)): job["index"] for job in todo}

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from barkbench import __version__
-from barkbench.rundir import read_json, shown_status, write_json
+from barkbench.rundir import problems, read_json, readable, remedy, shown_status, write_json
 from barkbench.study.findings import THRESHOLD, bucket_axis, capacity_sweep, frontier, protocol_of, select, trace
 
 
@@ -71,12 +71,12 @@ def write_outputs(study: Path, force: bool = False) -> dict:
 def written_outputs(study: Path) -> dict | None:
     """The findings in results.json if this version of barkbench wrote them, report.md and the
     pictures after the last change to what they are made from (study.yaml and its runs' config,
-    meta, summary and metrics); None if they must be gathered again."""
+    meta, summary, metrics and checkpoints); None if they must be gathered again."""
     written = [study / name for name in ("results.json", "report.md", "collapse.png", "curves.png")]
     sources = [study / "study.yaml"] + [
         path
-        for name in ("config.yaml", "meta.json", "summary.json", "metrics.jsonl")
-        for path in study.glob(f"*/{name}")
+        for name in ("config.yaml", "meta.json", "summary.json", "metrics.jsonl", "checkpoints/*/*.safetensors")
+        for path in study.glob(f"*/{name}")  # a damaged checkpoint makes its run `damaged`
     ]
     if not all(path.exists() for path in written + sources[:1]):
         return None
@@ -110,11 +110,13 @@ def collect(study: Path, combos: list[dict], task) -> tuple[list[dict], dict]:
             "status": "not started",
         }
         if run is not None:
-            meta = read_json(run / "meta.json") if (run / "meta.json").exists() else {}
+            meta = readable(run / "meta.json")
             row.update(status=shown_status(meta), params=meta.get("params"), state_bytes=meta.get("state_bytes"))
             if row["status"] in ("failed", "interrupted", "dead") and meta.get("message"):
                 row["message"] = meta["message"]
-            if row["status"] == "completed":
+            if damage := problems(run):  # its figures are left out until it is mended
+                row.update(status="damaged", message=f"{'; '.join(damage)}; {remedy(run)}")
+            elif row["status"] == "completed":
                 summary = read_json(run / "summary.json")
                 row.update({k: v for k, v in summary.items() if k not in ("name", "model", "seed")})
         rows.append(row)

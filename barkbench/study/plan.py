@@ -22,9 +22,10 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from barkbench.config import RunConfig, apply_overrides, validate
+from barkbench.config import RunConfig, apply_overrides, notes, validate
 from barkbench.config_errors import describe_errors, problems_to_error
 from barkbench.errors import BarkError
+from barkbench.locate import config_path
 from barkbench.rundir import create_run_dir, write_atomic
 from barkbench.yamlfile import read_yaml
 
@@ -131,21 +132,27 @@ def plan(data: dict, source: str, where: Path, overrides: list[str] = ()) -> tup
     if isinstance(base_text, dict):
         base, base_source = copy.deepcopy(base_text), f"{source} (base)"
     elif isinstance(base_text, str):
-        base_source = str(where / base_text)
         try:
-            base = read_yaml(where / base_text)
+            path = config_path(Path(base_text), where)  # a path relative to this file, or a shipped name
+            base_source, base = str(path), read_yaml(path)
         except BarkError as err:
             messages.append(f"{source}: base: {err}")
+        if isinstance(base, dict) and "models" in base:
+            messages.append(f"{source}: base: '{base_source}' is a compare config; base names a training config")
+            base = None
     if base is not None:
         # the file's overrides first, then the command line's
         written = data.get("overrides") if isinstance(data.get("overrides"), dict) else {}
+        given = as_overrides(written) + list(overrides)
         try:
-            base_cfg = validate(base, base_source, apply_overrides(base, as_overrides(written) + list(overrides)))
+            base_cfg = validate(base, base_source, apply_overrides(base, given), list(overrides))
         except BarkError as err:
             messages.append(str(err))
+    if spec and base_cfg:
+        messages += repeated_models(spec.models, base_cfg.model.name, source)
 
     # The runs are checked only on a sound compare config and base, so each problem is said once.
-    combos = expand(spec, base, base_cfg) if spec and base_cfg else []
+    combos = expand(spec, base, base_cfg) if spec and base_cfg and not messages else []
     failed: set = set()
     for combo in combos:
         key = (combo["label"], json.dumps(combo["sweep"]))
@@ -161,6 +168,17 @@ def plan(data: dict, source: str, where: Path, overrides: list[str] = ()) -> tup
     # the overrides are applied to base already: study.yaml holds the base as the runs saw it
     resolved = {"name": spec.name, "base": base, **spec.model_dump(include={"models", "seeds", "sweep", "tune"})}
     return resolved, combos
+
+
+def repeated_models(models: list[dict], default: str, source: str) -> list[str]:
+    """A model entry listed twice (its name defaulting to the base's) would train the same runs twice."""
+    named = [{"name": default, **entry} for entry in models]
+    return [
+        f"{source}: models lists {models[i]} twice (entries {named.index(entry) + 1} and {i + 1}), which would "
+        "train the same runs twice; list it once"
+        for i, entry in enumerate(named)
+        if named.index(entry) < i
+    ]
 
 
 def expand(spec: CompareConfig, base: dict, base_cfg: RunConfig) -> list[dict]:
@@ -241,9 +259,12 @@ def setting(key: str, value) -> str:
     return key + sep + re.sub(r"[^A-Za-z0-9._-]+", "_", str(value))
 
 
-def start_study(path: Path, overrides: list[str], runs_dir: Path) -> Path:
-    """Validate a compare config and its runs; only then create the study directory and study.yaml."""
-    spec, _ = plan(read_yaml(path), str(path), path.parent, overrides)
+def start_study(path: Path, overrides: list[str], runs_dir: Path, say=lambda line: None) -> Path:
+    """Validate a compare config and its runs, and say what validating changed in them; only then
+    create the study directory and study.yaml."""
+    spec, combos = plan(read_yaml(path), str(path), path.parent, overrides)
+    for line in combination_notes(combos):
+        say(line)
     study = create_run_dir(Path(runs_dir), spec["name"])
     header = (
         f"# The study as run: {path}, its base written inline with the overrides applied"
@@ -254,17 +275,36 @@ def start_study(path: Path, overrides: list[str], runs_dir: Path) -> Path:
     return study
 
 
+def combination_notes(combos: list[dict]) -> list[str]:
+    """What validation changed in the combinations' configs, each said once."""
+    return list(dict.fromkeys(line for combo in combos for line in notes(combo["config"])))
+
+
 def load_study(study: Path) -> list[dict]:
     """The combinations of a study directory, from its study.yaml."""
+    return plan(read_yaml(study_file(study)), str(study / "study.yaml"), study)[1]
+
+
+def study_file(study: Path) -> Path:
+    """A study directory's study.yaml, or the error that the directory is not a study's."""
     if not (study / "study.yaml").exists():
         raise BarkError(
             f"{study} is not a barkbench study directory (it has no study.yaml); "
             "give a directory that `barkbench compare` created"
         )
-    return plan(read_yaml(study / "study.yaml"), str(study / "study.yaml"), study)[1]
+    return study / "study.yaml"
 
 
 def study_runs(study: Path) -> dict[str, Path]:
-    """The study's run directories by their config name (the newest one if a name repeats)."""
+    """The study's run directories by their config name (the newest one if a name repeats). A run
+    whose config.yaml is damaged is known by its directory's name, `<name>-<date>-<time>-<hex>`,
+    and gets its config.yaml again from study.yaml when it is resumed (study/job.py)."""
     runs = sorted(study.glob("*/config.yaml"), key=lambda p: p.stat().st_mtime)
-    return {read_yaml(p).get("name"): p.parent for p in runs}
+    return {run_name(p): p.parent for p in runs}
+
+
+def run_name(config: Path) -> str:
+    try:
+        return read_yaml(config).get("name")
+    except BarkError:
+        return re.sub(r"-\d{8}-\d{6}-[0-9a-f]{4}$", "", config.parent.name)

@@ -28,11 +28,12 @@ import logging
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
 
-from barkbench.display import err
+from barkbench.display import err, output_closed
 from barkbench.errors import BarkError, Interrupted
 from barkbench.interrupts import interrupts
 from barkbench.rundir import update_meta
@@ -42,6 +43,11 @@ RETRIES = 3  # how many times Ray runs a task again after its worker or node die
 OBJECT_STORE = 128 * 2**20  # bytes, for the Ray started here: the tasks exchange a few small dicts
 PATIENCE = 10  # seconds a node waits for the study directory to appear (NFS caches directory entries)
 ADDRESS = re.compile(r"auto|ray://\S+|(?P<host>[^\s:/]+):(?P<port>\d+)")
+# The address a Ray started here is told to use, so that its processes talk over loopback. Not
+# 127.0.0.1: Ray takes that (and `localhost`) to mean "this machine" and puts the machine's
+# network address in its place. On Linux every address of 127.0.0.0/8 is loopback, and Ray keeps
+# 127.0.0.2. On macOS and Windows a Ray started alone uses 127.0.0.1 of its own accord.
+LOOPBACK = "127.0.0.2" if sys.platform.startswith("linux") else None
 
 
 def launch(todo: list[dict], study: Path, show, address: str | None = None) -> int | None:
@@ -62,7 +68,7 @@ def launch(todo: list[dict], study: Path, show, address: str | None = None) -> i
         # one raises KeyboardInterrupt (which Ray's blocking calls pass on as they do a plain
         # Ctrl-C) rather than exiting at once as `train` does, so that ray.shutdown below still
         # stops the tasks and the processes of a Ray started here.
-        with interrupts(on_second=stop_now) as stop:
+        with interrupts(on_second=stop_now, also=output_closed) as stop:
             try:
                 return train_tasks(ray, todo, study, show, stop)
             except KeyboardInterrupt:
@@ -99,20 +105,36 @@ def check_address(address: str) -> None:
 
 
 def connect(ray, address: str | None, cpus: int) -> None:
-    """Start a Ray of `cpus` CPUs for this command alone, or join the cluster at `address`."""
+    """Start a Ray of `cpus` CPUs for this command alone, or join the cluster at `address`.
+
+    A Ray started here is told to use a loopback address (LOOPBACK), and the driver of a cluster
+    joined at a loopback address that address: otherwise Ray advertises the machine's network
+    address, and its processes talk to one another over it. (Its servers still listen on every
+    interface: see the README.)"""
     options = {"log_to_driver": False, "logging_level": logging.WARNING}  # progress comes as events
     if address is None:
         # "local", not None: a bare ray.init() would join a cluster already running on this
         # machine (RAY_ADDRESS, or the last `ray start`), which is never what no address means.
         options |= {"address": "local", "num_cpus": cpus, "include_dashboard": False}
         options |= {"object_store_memory": OBJECT_STORE}
+        options |= {"_node_ip_address": LOOPBACK} if LOOPBACK else {}
     else:
         options["address"] = address
+        if host := loopback_host(address):  # this machine's nodes are there: the driver is one of them
+            options["_node_ip_address"] = host
     try:
         ray.init(**options)
     except Exception as error:  # Ray says what went wrong (no cluster there, a token missing, ...)
         where = f"join the Ray cluster at {address}" if address else "start Ray on this machine"
         raise BarkError(f"could not {where}: {error}") from None
+
+
+def loopback_host(address: str) -> str | None:
+    """The host of a HOST:PORT address on this machine's loopback interface (127.0.0.2:6379), or
+    None. (A ray:// address is joined as a client, which has no node address to give.)"""
+    form = ADDRESS.fullmatch(address)
+    host = form["host"] if form else None
+    return host if host and (host == "localhost" or host.startswith("127.")) else None
 
 
 def train_tasks(ray, todo: list[dict], study: Path, show, stop) -> int | None:
