@@ -10,6 +10,7 @@ from pathlib import Path
 from barkbench.plots import plt, save
 
 MESSAGE = {"color": "orange", "alpha": 0.18}
+DECADES = 6  # how far below its largest gradient norm gradients.png's axis reaches
 
 
 def outline_message(ax, message, rows: int) -> None:
@@ -92,9 +93,24 @@ def gradient_norms(norms: dict, labels, answer_start: int, message, title: str, 
     and the message shaded."""
     T = len(labels)
     fig, ax = plt.subplots(figsize=(max(8.0, 0.14 * T), 4.8))
-    for name, norm in norms.items():
-        # A state nothing later depends on (the last one) has no gradient at all: leave it out.
-        ax.semilogy(range(len(norm)), norm.masked_fill(norm == 0, float("nan")).numpy(), marker=".", label=name)
+    # A state nothing later depends on (the last one) has no gradient at all: left out. One whose
+    # only use is a prediction the model is sure of (the <EOS> at the end) has one far below the
+    # rest, which would stretch the axis over decades that say nothing: the axis spans DECADES
+    # below the largest norm, and smaller norms are marked at its bottom.
+    shown = [norm.masked_fill(norm == 0, float("nan")) for norm in norms.values()]
+    top = max((float(n.nan_to_num(0).max()) for n in shown), default=0.0)
+    floor = top * 10.0**-DECADES
+    below = False
+    for (name, norm), values in zip(norms.items(), shown):
+        (line,) = ax.semilogy(range(len(norm)), values.numpy(), marker=".", label=name)
+        small = [i for i, v in enumerate(values.tolist()) if v < floor]
+        if small:
+            below = True
+            ax.plot(small, [floor * 1.5] * len(small), "v", color=line.get_color(), markersize=5)
+    if top > 0:
+        ax.set_ylim(floor, top * 3)
+    if below:
+        ax.plot([], [], "v", color="grey", label=f"below 1e-{DECADES} of the largest (at the bottom)")
     ax.axvline(answer_start - 0.5, color="grey", linestyle="--", label="the answer starts")
     if message:
         ax.axvspan(message[0] - 0.5, message[1] + 0.5, label="the message the answer needs", **MESSAGE)

@@ -113,23 +113,37 @@ def frontier(points: list[dict], path: Path, title: str, findings: dict) -> None
     save(fig, path)
 
 
+MARKERS = "osD^v<>Ph*X"  # one per line: lines that lie on one another stay told apart
+
+
 def collapse(lines: list[dict], axis: list[str], path: Path, title: str, task, findings: dict) -> None:
-    """Test accuracy of the answer's barks, and exact match of whole answers, against the bucket:
-    one line per model, the spread over seeds as a band, chance and the threshold marked, and the
-    buckets no run trained on shaded."""
+    """Test accuracy of the answer's content, and exact match of each unit (an answer, a query),
+    against the bucket: one line per model, each with a marker of its own and drawn a little to
+    the side of the others so that lines at the same values (all at 1.00) stay visible, the spread
+    over seeds as a band, chance and the threshold marked, and the buckets no run trained on shaded."""
     fig, panels = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
+    several = any(len(line["seeds"]) > 1 for line in lines)
+    width = min(0.3, 0.06 * len(lines))  # the spread of the lines' sideways offsets, in buckets
     for panel, figure in zip(panels, (BY_BUCKET, EXACT_BY_BUCKET)):
         key, what = figure.name, figure.said(findings["content"], findings["unit"])
-        for line in lines:
-            at = [(axis.index(b), s["mean"], s["std"]) for b, s in line.get(key, {}).items()]
+        for i, line in enumerate(lines):
+            offset = (i / max(len(lines) - 1, 1) - 0.5) * width
+            at = [(axis.index(b) + offset, s["mean"], s["std"]) for b, s in line.get(key, {}).items()]
             if not at:
                 continue
             x, mean, std = zip(*at)
             seeds = len(line["seeds"])
-            (drawn,) = panel.plot(x, mean, marker="o", label=f"{line['name']} ({seeds} seed{'s' * (seeds > 1)})")
+            (drawn,) = panel.plot(
+                x,
+                mean,
+                marker=MARKERS[i % len(MARKERS)],
+                markersize=6,
+                alpha=0.85,
+                label=f"{line['name']} ({seeds} seed{'s' * (seeds > 1)})",
+            )
             low, high = [max(0.0, m - s) for m, s in zip(mean, std)], [min(1.0, m + s) for m, s in zip(mean, std)]
-            panel.fill_between(x, low, high, color=drawn.get_color(), alpha=0.2, linewidth=0)
-        if key == "by_bucket":  # chance and the threshold are a bark's; a whole answer's chance is far lower
+            panel.fill_between(x, low, high, color=drawn.get_color(), alpha=0.15, linewidth=0)
+        if key == "by_bucket":  # chance and the threshold are a token's; a whole answer's chance is far lower
             chance = findings["chance"]
             panel.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})")
             panel.axhline(
@@ -143,7 +157,8 @@ def collapse(lines: list[dict], axis: list[str], path: Path, title: str, task, f
         if untrained:
             panel.axvspan(untrained[0] - 0.5, untrained[-1] + 0.5, color="grey", alpha=0.1, label="never trained on")
         panel.set_xticks(range(len(axis)), axis)
-        panel.set(xlabel=task.buckets.axis, ylabel=f"test {what} (mean ± std over seeds)", ylim=(0, 1.05), title=what)
+        spread = " (mean ± std over seeds)" if several else ""
+        panel.set(xlabel=task.buckets.axis, ylabel=f"test {what}{spread}", ylim=(0, 1.05), title=what)
         panel.grid(axis="y", alpha=0.3)
     handles, names = panels[0].get_legend_handles_labels()
     panels[1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # never over a line

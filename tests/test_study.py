@@ -15,7 +15,7 @@ import barkbench.train
 from barkbench.cli import app
 from barkbench.errors import BarkError
 from barkbench.rundir import read_jsonl
-from barkbench.study import findings, outputs, plan, sentences
+from barkbench.study import findings, outputs, plan, report_file, sentences
 from barkbench.study.launch import LAUNCHERS, launcher, missing, run_study
 from barkbench.tasks import TASKS
 
@@ -120,6 +120,27 @@ def test_a_model_below_the_threshold_everywhere_did_not_learn_rather_than_collap
     sentence = sentences.describe(line, TASKS["echo"], {"kind": "mix"}, 0.25)
     assert sentence.startswith("lstm did not learn the task at this budget")
     assert "0.25 to 0.30" in sentence and "collapse" not in sentence
+    assert line["learned"] is False and line["collapse"] is None  # no collapse bucket: it never was at 0.9
+    findings_of = {"models": [line], "content": "barks"}
+    (row,) = report_file.bucket_table(findings_of)[1]
+    assert row[-2:] == ["did not learn", "did not learn"] and not any("8-15" == cell for cell in row[-2:])
+
+
+def test_one_word_for_holding_everywhere_and_seeds_that_did_not_learn_are_said():
+    held = [[0.99, 0.98, 0.97, 0.96, 0.95]] * 2
+    rows = lstm_rows([*held, [0.85, 0.8, 0.3, 0.3, 0.3]], BUCKETS, failed=0)  # the mean falls at 32-63
+    (line,) = findings.trace(rows, {r["name"]: set(BUCKETS) for r in rows}, TASKS["echo"])
+    (row,) = report_file.bucket_table({"models": [line], "content": "barks"})[1]
+    assert line["seed_learned"] == {"0": True, "1": True, "2": False}
+    assert row[-2:] == ["32-63", "never; 1 seed did not learn"]
+    assert sentences.seeds_say(line) == "; of its 3 seeds, 2 never fall below 0.9, 1 did not learn"
+
+
+@pytest.mark.parametrize(
+    "value, text", [(0.896, "0.896"), (0.8996, "0.8996"), (0.904, "0.90"), (0.95, "0.95"), (0.5, "0.50"), (1.0, "1.00")]
+)
+def test_no_figure_is_rounded_across_the_threshold(value, text):
+    assert findings.shown(value) == text
 
 
 def test_models_whose_seeds_collapse_at_overlapping_points_are_indistinguishable_not_ranked():
@@ -287,6 +308,7 @@ def test_the_smoke_study_writes_a_study_directory_and_prints_the_table(smoke):
         "| model | runs | params | state bytes | loss | excess loss | acc (barks) | stop acc | exact match |" in report
     )
     assert report.count("\n- rnn ") == 1 and report.count("\n- gpt ") == 1  # a sentence per model
+    assert "4 runs: 2 model entries x 2 seeds (0, 1); 4 completed" in report
     assert (study / "collapse.png").read_bytes()[:8] == PNG
 
 
@@ -509,7 +531,8 @@ def test_tuning_chooses_on_validation_and_a_planted_test_split_changes_nothing(t
     assert all(line["test_bark_accuracy"]["mean"] == 0.0 for line in again["models"])  # reported on test
     report = (study / "report.md").read_text()
     assert (
-        "## Tuning" in report and "| model | cell | value | runs | val acc | val loss | test acc | chosen |" in report
+        "## Tuning" in report
+        and "| model | cell | value | runs | val acc (all) | val loss | test acc (all) | chosen |" in report
     )
     assert "train.lr was tuned" in report
 
@@ -589,3 +612,59 @@ def test_jobs_beyond_what_the_cores_can_train_are_capped_with_a_line(tmp_path, w
     assert result.exit_code == 0, result.output
     assert "--jobs 10000 is more than the 1 cores here can train at threads=1; training 1 at a time" in result.stderr
     assert "training 1 at a time\n" in result.stderr
+
+
+# ---- the recall-memory frontier -------------------------------------------------------------
+
+
+def frontier_line(model: str, label: str, state: int, at_length: int, accuracy: float, std: float = 0.0) -> dict:
+    return {
+        "model": model,
+        "label": label,
+        "name": label,
+        "sweep": {},
+        "params": {"mean": 100.0, "std": 0.0},
+        "state_bytes": {"mean": state, "std": 0.0},
+        "sequence_state_bytes": {"mean": at_length, "std": 0.0},
+        "test_bark_accuracy": {"mean": accuracy, "std": std},
+    }
+
+
+def test_the_frontier_is_a_point_per_line_by_family_then_state_at_the_longest_sequence():
+    lines = [
+        frontier_line("gpt", "gpt", 65536, 4096, 1.0),  # a cache: smaller at the study's sequence length
+        frontier_line("gru", "gru-hidden_size64", 256, 256, 0.25),
+        frontier_line("gru", "gru-hidden_size16", 64, 64, 0.22, 0.01),
+    ]
+    points = findings.frontier(lines)
+    assert [(p["label"], p["state_bytes"], p["cache"]) for p in points] == [
+        ("gpt", 4096, True),
+        ("gru-hidden_size16", 64, False),
+        ("gru-hidden_size64", 256, False),
+    ]
+    assert findings.frontier(lines[:2]) is None  # two state sizes are no frontier
+    said = sentences.frontier_said(points, "values")
+    assert "gpt 1.00 with 4 KB of cache" in said and "gru 0.22 ± 0.01 with 64 bytes and 0.25 with 256 bytes" in said
+    assert "With about" not in said  # one fixed-state family: nothing to set side by side
+
+
+def test_a_study_over_three_state_sizes_draws_its_frontier(tmp_path, write_config):
+    models = [{"name": "rnn", "hidden_size": h} for h in (4, 8, 16)] + [{"name": "gpt"}]
+    study = start(write_config, tmp_path, study_config(seeds=[0], models=models))
+    run_study(study, launcher("local", jobs=1))
+    report = outputs.write_outputs(study)
+    points = report["findings"]["frontier"]
+    assert [(p["label"], p["state_bytes"], p["cache"]) for p in points] == [
+        ("rnn-hidden_size4", 16, False),
+        ("rnn-hidden_size8", 32, False),
+        ("rnn-hidden_size16", 64, False),
+        ("gpt", 1 * 2 * (2 * 2 + 6 + 4) * 8 * 4, True),  # its cache at the longest sequence: echo's 2m + 6 + 4 tokens
+    ]
+    for point, line in zip(points, report["lines"]):
+        assert point["accuracy"] == line["test_bark_accuracy"] and point["params"] == line["params"]["mean"]
+    assert (study / "frontier.png").read_bytes()[:8] == PNG
+    text = (study / "report.md").read_text()
+    assert "![frontier.png](frontier.png)" in text and report["findings"]["frontier_said"] in text
+    # one seed: no spread to show anywhere, and the count says what it multiplies
+    assert "±" not in text and "4 runs: 4 model entries x 1 seed (0); 4 completed" in text
+    assert "mean ± std" not in report["tables"][0][0]

@@ -134,8 +134,11 @@ def trace(rows: list[dict], trained: dict, task) -> list[dict]:
             line["exact_by_bucket"] = over_seeds(
                 {s: merged(rs, f"test_exact_match_by_{name}") for s, rs in seeds.items()}
             )
-            line["collapse"] = collapse({b: s["mean"] for b, s in line["by_bucket"].items()})
+            mean = {b: s["mean"] for b, s in line["by_bucket"].items()}
+            line["learned"] = reached(mean)  # never at the threshold: it did not learn, so it has no collapse point
+            line["collapse"] = collapse(mean) if line["learned"] else None
             line["seed_collapse"] = {str(s): collapse(curve) for s, curve in curves.items()}
+            line["seed_learned"] = {str(s): reached(curve) for s, curve in curves.items()}
             line["trained"] = sorted(set().union(*(trained[r["name"]] for r in runs)), key=bucket_order)
         lines.append(line)
     return lines
@@ -185,25 +188,58 @@ def over_seeds(curves: dict) -> dict[str, dict]:
     return {b: spread([curve[b] for curve in curves.values() if b in curve]) for b in buckets}
 
 
+def reached(curve: dict[str, float]) -> bool:
+    """Whether a curve is at the threshold anywhere: whether the model learned the task at all."""
+    return any(accuracy >= THRESHOLD for accuracy in curve.values())
+
+
 def collapse(curve: dict[str, float]) -> str | None:
     """The first bucket whose accuracy falls below THRESHOLD, or None if none does."""
     return next((b for b, accuracy in curve.items() if accuracy < THRESHOLD), None)
 
 
-def position(bucket: str | None, axis: list[str]) -> int:
-    """A collapse point's place on the x-axis; never collapsing is past the last bucket."""
+def position(bucket: str | None, axis: list[str], learned: bool = True) -> int:
+    """A collapse point's place on the x-axis; never collapsing is past the last bucket, and a seed
+    that did not learn is before the first."""
+    if not learned:
+        return -1
     return len(axis) if bucket is None else axis.index(bucket)
 
 
 def learned(line: dict) -> bool:
-    return any(s["mean"] >= THRESHOLD for s in line.get("by_bucket", {}).values())
+    return line.get("learned", any(s["mean"] >= THRESHOLD for s in line.get("by_bucket", {}).values()))
+
+
+def seed_positions(line: dict, axis: list[str]) -> list[int]:
+    """Each seed's collapse point's place on the x-axis (position), in order."""
+    learned_by_seed = line.get("seed_learned", {})
+    return sorted(position(p, axis, learned_by_seed.get(s, True)) for s, p in line["seed_collapse"].items())
+
+
+NEVER = "never"  # the one word for a curve that holds at every bucket
+NOT_LEARNED = "did not learn"
 
 
 def where(line: dict, axis: list[str]) -> str:
-    """The seeds' collapse points in words: "never", "32-63", "16-31 to 64-127"."""
-    points = sorted(position(p, axis) for p in line["seed_collapse"].values())
-    name = [axis[p] if p < len(axis) else "never" for p in (points[0], points[-1])]
-    return name[0] if name[0] == name[1] else f"{name[0]} to {name[1]}"
+    """The seeds' collapse points in words: "never", "32-63", "16-31 to 64-127", and how many
+    seeds did not learn ("did not learn" alone when none did)."""
+    points = [p for p in seed_positions(line, axis) if p >= 0]
+    lost = len(line["seed_collapse"]) - len(points)
+    if not points:
+        return NOT_LEARNED
+    name = [axis[p] if p < len(axis) else NEVER for p in (points[0], points[-1])]
+    span = name[0] if name[0] == name[1] else f"{name[0]} to {name[1]}"
+    return span + (f"; {lost} seed{'s' * (lost > 1)} did not learn" if lost else "")
+
+
+def shown(value: float, digits: int = 2) -> str:
+    """A figure to `digits` places, or more where fewer would round it across THRESHOLD (0.896 is
+    "0.896", not "0.90", beside a sentence that says it is below 0.9)."""
+    text = f"{value:.{digits}f}"
+    while (value < THRESHOLD) != (float(text) < THRESHOLD) and digits < 6:
+        digits += 1
+        text = f"{value:.{digits}f}"
+    return text
 
 
 def bucket_axis(lines: list[dict]) -> list[str]:

@@ -3,11 +3,12 @@ them). Every figure is on the test split, mean ± standard deviation over seeds.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from barkbench.figures import BY_BUCKET, CONTENT, EXACT, EXCESS, LOSS, STOP, on_test
+from barkbench.figures import ACCURACY, BY_BUCKET, CONTENT, EXACT, EXCESS, LOSS, STOP, on_test
 from barkbench.rundir import write_atomic
-from barkbench.study.findings import THRESHOLD, bucket_axis, short, where
+from barkbench.study.findings import NEVER, NOT_LEARNED, THRESHOLD, bucket_axis, learned, short, shown, where
 
 REPORTED = (LOSS, EXCESS, CONTENT, STOP, EXACT)  # the figures table's, after params and state bytes
 
@@ -18,11 +19,12 @@ def columns(content: str) -> list[tuple[str, str, int]]:
     return [("params", "params", 0), ("state bytes", "state_bytes", 0), *figures]
 
 
-def pm(s: dict | None, digits: int) -> str:
-    """mean ± std; the mean alone when the seeds agree exactly (or there is one)."""
+def pm(s: dict | None, digits: int, mean_shown=None) -> str:
+    """mean ± std; the mean alone when the seeds agree exactly (or there is one). mean_shown, if
+    given, writes the mean (findings.shown: never rounded across the threshold)."""
     if s is None:
         return "-"
-    mean = f"{s['mean']:,.{digits}f}"
+    mean = mean_shown(s["mean"], digits) if mean_shown else f"{s['mean']:,.{digits}f}"
     return mean + (f" ± {s['std']:,.{digits}f}" if s["std"] else "")
 
 
@@ -53,15 +55,16 @@ def bucket_table(findings: dict) -> tuple[list[str], list[list[str]]]:
     cells = []
     for line in lines:
         marked = [b in line["by_bucket"] and b not in line["trained"] for b in axis]
-        row = [line["name"]] + [pm(line["by_bucket"].get(b), 2) + "*" * m for b, m in zip(axis, marked)]
-        done = bool(line["completed"])
-        row += [(line["collapse"] or "none") if done else "-", where(line, axis) if done else "-"]
+        row = [line["name"]] + [pm(line["by_bucket"].get(b), 2, shown) + "*" * m for b, m in zip(axis, marked)]
+        collapsed = (line["collapse"] or NEVER) if learned(line) else NOT_LEARNED
+        row += [collapsed, where(line, axis)] if line["completed"] else ["-", "-"]
         cells.append(row)
     return headers, cells
 
 
 def tuning_table(findings: dict) -> tuple[list[str], list[list[str]]]:
-    headers = ["model", "cell", "value", "runs", "val acc", "val loss", "test acc", "chosen"]
+    every = ACCURACY.label()  # the choice is made on every answer token's accuracy (findings.select)
+    headers = ["model", "cell", "value", "runs", f"val {every}", "val loss", f"test {every}", "chosen"]
     cells = []
     for entry in findings["tuning"]:
         cell = ", ".join(f"{k}={v}" for k, v in entry["sweep"].items()) or "-"
@@ -77,11 +80,31 @@ def tuning_table(findings: dict) -> tuple[list[str], list[list[str]]]:
 
 def terminal_tables(findings: dict) -> list[tuple]:
     """(title, headers, cells) for the terminal: the figures, then accuracy by bucket."""
-    tables = [(f"{findings['study']}: test figures, mean ± std over seeds", *figures_table(findings))]
+    spread = ", mean ± std over seeds" if several_seeds(findings) else ""
+    tables = [(f"{findings['study']}: test figures{spread}", *figures_table(findings))]
     if findings["bucket"]:
         what = BY_BUCKET.said(findings["content"])
         tables.append((f"test {what} by {findings['bucket']}", *bucket_table(findings)))
     return tables
+
+
+def several_seeds(findings: dict) -> bool:
+    """Whether there is a spread over seeds to show: a line with more than one seed."""
+    return any(len(line["seeds"]) > 1 for line in findings["models"])
+
+
+def counted(rows: list[dict]) -> str:
+    """How many runs, and what multiplies into them: "48 runs: 4 model entries x 3 seeds (0, 1, 2)
+    x 4 values of min_gap,max_gap (swept)", and x the values of each tuned key."""
+    labels, seeds = {r["label"] for r in rows}, sorted({r["seed"] for r in rows})
+    factors = [f"{len(labels)} model entr{'ies' if len(labels) > 1 else 'y'}"]
+    factors.append(f"{len(seeds)} seed{'s' * (len(seeds) > 1)} ({', '.join(map(str, seeds))})")
+    for part, done in (("sweep", "swept"), ("tune", "tuned")):
+        for key in dict.fromkeys(k for r in rows for k in r[part]):
+            values = {json.dumps(r[part].get(key)) for r in rows}
+            leaves = ",".join(k.rsplit(".", 1)[-1] for k in key.split(","))
+            factors.append(f"{len(values)} values of {leaves} ({done})")
+    return f"{len(rows)} run{'s' * (len(rows) != 1)}: {' x '.join(factors)}"
 
 
 def markdown_table(headers: list[str], cells: list[list[str]], left: int = 1) -> str:
@@ -95,19 +118,17 @@ def write(study: Path, findings: dict, pictures: list[str], protocol: str) -> No
     """report.md, from the findings (their sentences included) and the sentence that says how the
     runs met the x-axis (sentences.protocol_text)."""
     rows, lines = findings["runs"], findings["models"]
-    seeds = sorted({r["seed"] for r in rows})
+    spread = (
+        "mean ± standard deviation over seeds (a figure without ± is the same for every seed)"
+        if several_seeds(findings)
+        else "one seed's figures"
+    )
     text = [
         f"# {study.name}",
         "",
-        f"{len(rows)} runs of {len(lines)} models x {len(seeds)} seeds ({', '.join(map(str, seeds))})"
-        + (
-            " x the tune values"
-            if findings["tuning"] and any(len(t["candidates"]) > 1 for t in findings["tuning"])
-            else ""
-        )
-        + f"; {sum(r['status'] == 'completed' for r in rows)} completed. Every figure is on the test split, which "
-        "nothing was chosen on: mean ± standard deviation over seeds (a figure without ± is the same for every "
-        "seed). Loss is in nats per answer token, excess loss the loss above the task's Bayes floor; "
+        f"{counted(rows)}; {sum(r['status'] == 'completed' for r in rows)} completed. Every figure is on the test "
+        f"split, which nothing was chosen on: {spread}. Loss is in nats per answer token, excess loss the loss "
+        "above the task's Bayes floor; "
         + ", ".join(
             f"`{f.label(findings['content'])}` is the {f.said(findings['content'])}" for f in (CONTENT, STOP, EXACT)
         )
@@ -124,7 +145,7 @@ def write(study: Path, findings: dict, pictures: list[str], protocol: str) -> No
             "",
             f"{keys} was tuned: for each model and sweep cell, every seed was trained at every value and the value "
             "with the best mean validation accuracy (ties: the lower validation loss) was chosen; the tables report "
-            "the chosen runs. The Tuning table below shows how every value scored (its val acc counts every answer "
+            "the chosen runs. The Tuning table below shows how every value scored (its accuracies count every answer "
             "token, <EOS> included: the figure the choice is made on).",
         ]
     if findings["bucket"]:
@@ -148,7 +169,7 @@ def write(study: Path, findings: dict, pictures: list[str], protocol: str) -> No
     text += [""] + [f"![{name}]({name})\n" for name in pictures]
     if any(len(t["candidates"]) > 1 for t in findings["tuning"]):
         text += ["## Tuning", "", markdown_table(*tuning_table(findings), left=3), ""]
-    text += ["## Runs", "", markdown_table(*runs_table(rows), left=5), ""]
+    text += ["## Runs", "", markdown_table(*runs_table(rows, findings["content"]), left=5), ""]
     problems = [r for r in rows if r.get("message")]
     if problems:
         text += ["Runs that did not complete:", ""] + [
@@ -174,14 +195,16 @@ def stops(findings: dict) -> list[str]:
     ]
 
 
-def runs_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    headers = ["run", "model", "seed", "settings", "status", "steps", "chosen", "val acc", "test acc", "wall s"]
+def runs_table(rows: list[dict], content: str) -> tuple[list[str], list[list[str]]]:
+    accuracy = CONTENT.label(content)
+    headers = ["run", "model", "seed", "settings", "status", "steps", "chosen", f"val {accuracy}", f"test {accuracy}"]
+    headers.append("wall s")
     cells = []
     for r in rows:
         settings = ", ".join(short({**r["sweep"], **r["tune"]})) or "-"
         steps = "-" if r.get("steps") is None else f"{r['steps']}" + " (stopped early)" * bool(r.get("stopped_early"))
         cell = [r["run"] or "-", r["label"], str(r["seed"]), settings, r["status"], steps, "✓" if r["selected"] else ""]
-        cell += [f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in ("val_accuracy", "test_accuracy")]
+        cell += [f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in (CONTENT.name, on_test(CONTENT))]
         cell.append(f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-")
         cells.append(cell)
     return headers, cells

@@ -5,7 +5,7 @@ indistinguishable, not ranked."""
 
 from __future__ import annotations
 
-from barkbench.study.findings import THRESHOLD, learned, position, where
+from barkbench.study.findings import THRESHOLD, learned, seed_positions, shown, where
 
 
 def near(value: float, chance: float) -> str:
@@ -39,27 +39,27 @@ def describe_curve(line: dict, task, protocol: dict | None, chance: float) -> st
     acc = {b: s["mean"] for b, s in line["by_bucket"].items()}
     buckets, collapse = list(acc), line["collapse"]
     first, last, low, high = buckets[0], buckets[-1], min(acc.values()), max(acc.values())
-    if high < THRESHOLD:
+    if not learned(line):
         return (
             f"{name} did not learn the task at this budget: its test accuracy stays below {THRESHOLD} at every "
-            f"{what}, {low:.2f} to {high:.2f} from {first} to {last}{near(high, chance)}"
+            f"{what}, {shown(low)} to {shown(high)} from {first} to {last}{near(high, chance)}"
         )
     if collapse is None:
-        text = f"{name} holds {low:.2f} test accuracy{' or more' * (low < 0.995)} at every {what} out to {last}"
+        text = f"{name} holds {shown(low)} test accuracy{' or more' * (low < 0.995)} at every {what} out to {last}"
     elif collapse == first:
         text = (
-            f"{name} is below {THRESHOLD} already at the shortest {what} ({first}: {acc[first]:.2f}) and reaches "
-            f"{high:.2f} at most"
+            f"{name} is below {THRESHOLD} already at the shortest {what} ({first}: {shown(acc[first])}) and "
+            f"reaches {shown(high)} at most"
         )
     else:
         held = buckets[: buckets.index(collapse)]
         worst = min(acc[b] for b in held)
         text = (
-            f"{name} holds {worst:.2f} test accuracy{' or more' * (worst < 0.995)} up to {what} "
-            f"{held[-1].split('-')[1]} and falls below {THRESHOLD} at {collapse} ({acc[collapse]:.2f})"
+            f"{name} holds {shown(worst)} test accuracy{' or more' * (worst < 0.995)} up to {what} "
+            f"{held[-1].split('-')[1]} and falls below {THRESHOLD} at {collapse} ({shown(acc[collapse])})"
         )
         if last != collapse:
-            text += f"; at {last} it is at {acc[last]:.2f}"
+            text += f"; at {last} it is at {shown(acc[last])}"
         text += near(acc[last], chance)
     text += seeds_say(line)
     beyond = [b for b in buckets if b not in line["trained"]]
@@ -69,22 +69,28 @@ def describe_curve(line: dict, task, protocol: dict | None, chance: float) -> st
 
 
 def seeds_say(line: dict) -> str:
-    """Where the seeds' own curves fall below the threshold."""
-    points = list(line["seed_collapse"].values())
-    if len(points) < 2:
+    """Where the seeds' own curves fall below the threshold, and which did not learn at all."""
+    seeds = list(line["seed_collapse"])
+    if len(seeds) < 2:
         return ""
+    learned_by_seed = line.get("seed_learned", {})
+    lost = sum(not learned_by_seed.get(s, True) for s in seeds)
+    points = [p for s, p in line["seed_collapse"].items() if learned_by_seed.get(s, True)]
     never = sum(p is None for p in points)
     fallen = sorted({p for p in points if p is not None}, key=lambda b: int(b.split("-")[0]))
-    if not fallen:
-        return f"; so does every one of its {len(points)} seeds"
-    span = fallen[0] if len(fallen) == 1 else f"{fallen[0]} to {fallen[-1]}"
+    parts = []
     if never:
-        rest = len(points) - never
-        return (
-            f"; {never} of its {len(points)} seeds never {'falls' if never == 1 else 'fall'} below {THRESHOLD}, "
-            f"the {'other' if rest == 1 else 'others'} at {span}"
-        )
-    return f"; its {len(points)} seeds fall below {THRESHOLD} at {span}"
+        parts.append(f"{never} {'never falls' if never == 1 else 'never fall'} below {THRESHOLD}")
+    if fallen:
+        span = fallen[0] if len(fallen) == 1 else f"{fallen[0]} to {fallen[-1]}"
+        parts.append(f"{len(points) - never} {'falls' if len(points) - never == 1 else 'fall'} below it at {span}")
+    if lost:
+        parts.append(f"{lost} did not learn")
+    if parts == [f"{len(seeds)} never fall below {THRESHOLD}"]:
+        return f"; so does every one of its {len(seeds)} seeds"
+    if len(parts) == 1 and fallen:
+        return f"; its {len(seeds)} seeds fall below {THRESHOLD} at {span}"
+    return f"; of its {len(seeds)} seeds, " + ", ".join(parts)
 
 
 def compare(lines: list[dict], axis: list[str]) -> str | None:
@@ -99,7 +105,7 @@ def compare(lines: list[dict], axis: list[str]) -> str | None:
     for cell, members in cells.items():
         if len(members) < 2:
             continue
-        ranges = {line["name"]: sorted(position(p, axis) for p in line["seed_collapse"].values()) for line in members}
+        ranges = {line["name"]: seed_positions(line, axis) for line in members}
         order = sorted(members, key=lambda line: (-ranges[line["name"]][-1], -ranges[line["name"]][0]))
         tiers: list[list[dict]] = []
         for line in order:  # a line joins the tier above when its seeds' range overlaps that tier's
