@@ -470,9 +470,9 @@ def test_every_launcher_gives_the_results_of_the_local_launcher(tmp_path, write_
     }.items():
         args = ["compare", "--config", str(SMOKE), "--runs-dir", str(tmp_path / name), *options]
         args += [
-            "train.steps=6",
-            "train.eval_every=3",
-            "train.stop_at=0.2",  # some runs stop early at step 3: where they stop is the same too
+            "train.steps=10",
+            "train.eval_every=2",
+            "train.stop_at=0.2",  # runs stop early: where they stop is the same too
             "task.train_size=64",
             "task.val_size=32",
             "sample.num_samples=1",
@@ -483,27 +483,27 @@ def test_every_launcher_gives_the_results_of_the_local_launcher(tmp_path, write_
         figures[name] = result_figures(study)
     assert figures["other"] == figures["reference"]
     assert len(figures["reference"]) == 4
-    assert 0 < sum(row["stopped_early"] for row in figures["reference"].values()) < 4
+    assert any(row["stopped_early"] for row in figures["reference"].values())
 
 
 @pytest.mark.slow
 def test_figures_do_not_depend_on_how_many_jobs_train_at_once(tmp_path, runner):
-    """Two threads per run: with --jobs 2 the runs share the cores, yet each keeps its own two
-    threads, so every figure is the one --jobs 1 gives. (At this size the thread count does
-    change the last digits: one thread gives other figures.)"""
+    """Two runs at once in worker processes (--jobs 2, one thread each on two cores) give every
+    figure that one at a time in this process gives; each run records the threads it trained with."""
     figures = {}
-    for jobs, threads in (("1", "2"), ("2", "2"), ("1", "1")):
-        runs = tmp_path / f"jobs{jobs}-threads{threads}"
-        args = ["compare", "--config", str(SMOKE), "--runs-dir", str(runs), "--jobs", jobs, f"threads={threads}"]
-        args += ["train.steps=6", "train.eval_every=3", "task.train_size=64", "sample.num_samples=1"]
+    for jobs in ("1", "2"):
+        runs = tmp_path / f"jobs{jobs}"
+        args = ["compare", "--config", str(SMOKE), "--runs-dir", str(runs), "--jobs", jobs, "threads=1"]
+        args += ["train.steps=10", "train.eval_every=2", "task.train_size=64", "sample.num_samples=1"]
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
+        assert f"training {jobs} at a time" in result.stderr
         (study,) = runs.iterdir()
-        figures[jobs, threads] = result_figures(study)
+        figures[jobs] = result_figures(study)
         recorded = {json.loads((p / "meta.json").read_text())["threads"] for p in study.iterdir() if p.is_dir()}
-        assert recorded == {int(threads)}
-    assert figures["1", "2"] == figures["2", "2"]
-    assert figures["1", "1"] != figures["1", "2"]
+        assert recorded == {1}
+    assert figures["1"] == figures["2"]
+    assert figures["1"]["rnn-s0"]["test_loss"] != figures["1"]["rnn-s1"]["test_loss"]  # the figures are the runs' own
 
 
 # ---- tuning, protocols and the memory map ---------------------------------------------------
