@@ -11,8 +11,10 @@ and run outside pydantic, so they still run when some other key is wrong.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
@@ -25,6 +27,7 @@ from pydantic import (
     PrivateAttr,
     Tag,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -32,26 +35,29 @@ from pydantic import (
 from barkbench.config_errors import bad_keys, describe_errors, problems_to_error
 from barkbench.errors import BarkError
 from barkbench.models import DEFAULT_MODEL, MODELS, family_of
+from barkbench.models.family import ModelSection
 from barkbench.schema import Section
 from barkbench.tasks import DEFAULT_TASK, TASKS, task_of
+from barkbench.tasks.common import TaskSection
 from barkbench.vocab import encode
 from barkbench.yamlfile import load_yaml, read_yaml
 
 
-def one_of(registry: dict, default: str):
-    """A section that is the schema of one registry entry, picked by its `name` (default: default)."""
-    fields = {name: set(entry.config.model_fields) for name, entry in registry.items()}
+def one_of(configs: dict, default: str):
+    """A section that is one of these schemas (name -> its section class), picked by its `name`
+    (default: default)."""
+    fields = {name: set(config.model_fields) for name, config in configs.items()}
     every = set().union(*fields.values())
 
     def own_keys(value):
         if not isinstance(value, dict):
             return value  # pydantic says it is not a section
         value = {"name": default, **value}
-        if value["name"] not in registry:
+        if value["name"] not in configs:
             return value  # pydantic names the unknown name
         return {k: v for k, v in value.items() if k in fields[value["name"]] or k not in every}
 
-    variants = tuple(Annotated[entry.config, Tag(name)] for name, entry in registry.items())
+    variants = tuple(Annotated[config, Tag(name)] for name, config in configs.items())
     discriminator = Discriminator(lambda v: v.get("name") if isinstance(v, dict) else getattr(v, "name", None))
     return Annotated[Union[variants], discriminator, BeforeValidator(own_keys)]
 
@@ -113,19 +119,30 @@ class LogConfig(Section):
 
 
 class RunConfig(Section):
+    """A training config. Its `task:` and `model:` sections are each one of their registry's
+    schemas, and a plugin adds to a registry, so the schema that validates a config is built from
+    the registries as they are when one is validated (schema()); RunConfig.model_validate uses it.
+    """
+
     name: Optional[str] = Field(None, description="the run directory's name starts with it")
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     # Fixed by the config, not by the machine or the runs beside it: the thread count changes how
     # float sums are split, so a run's figures are the same under any --jobs and any launcher.
     threads: int = Field(1, ge=1, description="torch threads for this run; more are faster, with other last digits")
-    task: one_of(TASKS, DEFAULT_TASK) = Field(default_factory=lambda: TASKS[DEFAULT_TASK].config())
-    model: one_of(MODELS, DEFAULT_MODEL) = Field(default_factory=lambda: MODELS[DEFAULT_MODEL].config())
+    task: TaskSection  # in schema(): one of TASKS' sections
+    model: ModelSection  # in schema(): one of MODELS' sections
     train: TrainConfig = Field(default_factory=TrainConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     eval: Optional[dict] = Field(None, description="task keys the validation set uses instead, e.g. {max_gap: 256}")
     _notes: list = PrivateAttr(default_factory=list)  # what validation changed, to be said (notes())
+
+    @classmethod
+    def model_validate(cls, obj, **options):
+        if cls is RunConfig:  # the schema with the registries' sections
+            return schema().model_validate(obj, **options)
+        return super().model_validate(obj, **options)
 
     @field_validator("name")
     @classmethod
@@ -185,6 +202,28 @@ class RunConfig(Section):
     def longest_sequence(self) -> int:
         """The longest sequence of the training or validation task, in tokens."""
         return max(task_of(t).longest(t) for t in (self.task, self.val_task))
+
+
+def schema() -> type[RunConfig]:
+    """RunConfig with its task: and model: sections the registries' entries as they are now:
+    built the first time a config is validated, and again once a registry has changed (a family
+    registered after this module was imported)."""
+    return _schema(
+        tuple((name, task.config) for name, task in TASKS.items()),
+        tuple((name, family.config) for name, family in MODELS.items()),
+    )
+
+
+@functools.cache
+def _schema(tasks: tuple, models: tuple) -> type[RunConfig]:
+    tasks, models = dict(tasks), dict(models)
+    return create_model(
+        "RunConfig",
+        __base__=RunConfig,
+        __module__=__name__,
+        task=(one_of(tasks, DEFAULT_TASK), Field(default_factory=tasks[DEFAULT_TASK])),
+        model=(one_of(models, DEFAULT_MODEL), Field(default_factory=models[DEFAULT_MODEL])),
+    )
 
 
 # ---- checks that are not about one task or model family -----------------------------------
@@ -298,15 +337,16 @@ def _without(data: dict, bad: set[str]) -> dict:
     return data
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
-    """Read a config file, apply overrides, validate; report every problem in one BarkError."""
-    data = read_yaml(path)
+def load_config(config: str | Path | Mapping, overrides: list[str] = ()) -> RunConfig:
+    """Read a config file (or take a mapping, as a config file reads), apply overrides, validate;
+    report every problem in one BarkError."""
+    given = isinstance(config, Mapping)
+    data, source = (copy.deepcopy(dict(config)), "the config mapping") if given else (read_yaml(config), str(config))
     if "models" in data and "model" not in data:
-        raise BarkError(
-            f"'{path}' is a compare config (it lists models:), not a training config; "
-            f"run it with: barkbench compare --config {path}"
-        )
-    return validate(data, str(path), apply_overrides(data, list(overrides)), list(overrides))
+        again = "barkbench.compare()" if given else f"barkbench compare --config {config}"
+        named = source if given else f"'{source}'"
+        raise BarkError(f"{named} is a compare config (it lists models:), not a training config; run it with: {again}")
+    return validate(data, source, apply_overrides(data, list(overrides)), list(overrides))
 
 
 def to_yaml(cfg: BaseModel) -> str:

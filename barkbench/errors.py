@@ -12,6 +12,10 @@ import signal
 class BarkError(Exception):
     """Bad input: a config, a command line, a prompt or a directory the user can fix."""
 
+    # On the RunFailed or Interrupted that barkbench.compare raises: the Study as far as it got,
+    # its results.json and report written, for a notebook to read all the same.
+    study = None
+
 
 class RunFailed(BarkError):
     """A failure while running: a loss that turned non-finite, a damaged checkpoint."""

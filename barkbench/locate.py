@@ -81,6 +81,11 @@ def directory(given: Path, what: str = "run", root: Path | None = None) -> Path:
     return picked
 
 
+def check_directory(path: Path, what: str) -> None:
+    if not path.is_dir():
+        raise BarkError(f"{what} directory '{path}' does not exist; give the path of one under runs/")
+
+
 # ---- shell completion (typer calls these with what has been typed so far) ----------------------
 
 

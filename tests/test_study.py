@@ -3,6 +3,7 @@ and every launcher giving the local launcher's results."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -11,13 +12,14 @@ import pytest
 import yaml
 from helpers import PNG, SMOKE, heavy_imports, result_figures, results, runs_by_name
 
-import barkbench.train
 from barkbench.cli import app
 from barkbench.errors import BarkError
 from barkbench.rundir import read_jsonl
 from barkbench.study import findings, outputs, plan, report_file, sentences
 from barkbench.study.launch import LAUNCHERS, launcher, missing, run_study
 from barkbench.tasks import TASKS
+
+loop = importlib.import_module("barkbench.train")  # the module: barkbench.train is the Python API's function
 
 # A few steps of the tiniest models: every run of a study here trains in well under a second.
 FAST = {
@@ -377,7 +379,7 @@ def test_runs_lists_the_runs_inside_the_study(smoke, runner):
 def test_a_failing_run_is_recorded_and_the_others_go_on_then_resume_finishes_it(
     tmp_path, write_config, runner, monkeypatch
 ):
-    real_train = barkbench.train.train  # what study/job.py calls (imported there when a job runs)
+    real_train = loop.train  # what study/job.py calls (imported there when a job runs)
 
     def gpt_breaks_at_step_3(run, cfg, resume=False, on_step=None, stop_requested=None):
         def report_then_break(fields):
@@ -386,7 +388,7 @@ def test_a_failing_run_is_recorded_and_the_others_go_on_then_resume_finishes_it(
 
         return real_train(run, cfg, resume=resume, on_step=report_then_break)
 
-    monkeypatch.setattr(barkbench.train, "train", gpt_breaks_at_step_3)
+    monkeypatch.setattr(loop, "train", gpt_breaks_at_step_3)
     path = write_config(study_config())
     args = ["compare", "--config", str(path), "--runs-dir", str(tmp_path / "runs"), "--jobs", "1"]
     result = runner.invoke(app, args)
@@ -400,7 +402,7 @@ def test_a_failing_run_is_recorded_and_the_others_go_on_then_resume_finishes_it(
 
     runs = runs_by_name(study)
     kept = {n: (runs[n] / "metrics.jsonl").stat().st_mtime_ns for n in ("rnn-s0", "rnn-s1")}
-    monkeypatch.setattr(barkbench.train, "train", real_train)
+    monkeypatch.setattr(loop, "train", real_train)
     result = runner.invoke(app, ["compare", "--resume", str(study), "--jobs", "1"])
     assert result.exit_code == 0, result.output
     assert "2 runs to train (2 completed runs kept)" in result.stderr

@@ -37,11 +37,6 @@ def config_option(help: str):
     return typer.Option(None, "--config", "-c", help=help, show_default=False, autocompletion=locate.complete_configs)
 
 
-def check_directory(path: Path, what: str) -> None:
-    if not path.is_dir():
-        raise BarkError(f"{what} directory '{path}' does not exist; give the path of one under runs/")
-
-
 def check_prompt(prompt: str | None) -> None:
     if prompt is not None and not prompt.split():
         raise BarkError("--prompt is empty; give at least one word, such as --prompt 'User: speak Assistant:'")

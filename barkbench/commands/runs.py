@@ -9,17 +9,8 @@ from typing import List, Optional
 import typer
 
 from barkbench import locate
-from barkbench.commands.options import (
-    LOOK_IN,
-    OVERRIDES,
-    RUN,
-    RUNS_DIR,
-    check_directory,
-    check_prompt,
-    config_option,
-    resume_option,
-)
-from barkbench.display import err, out
+from barkbench.commands.options import LOOK_IN, OVERRIDES, RUN, RUNS_DIR, check_prompt, config_option, resume_option
+from barkbench.display import out
 from barkbench.errors import BarkError
 
 
@@ -41,78 +32,14 @@ def train(
       barkbench train --resume latest
       barkbench train --resume runs/baby-20261122-101500-3f2a train.steps=600
     """
-    from barkbench.config import load_config, notes
-    from barkbench.display import figures_table, output_closed, print_samples, training_progress
-    from barkbench.repair import mend
-    from barkbench.rundir import read_jsonl, start_run
-    from barkbench.study.job import slower
-    from barkbench.tasks import task_of
+    from barkbench import api
+    from barkbench.display import figures_table, print_samples
+    from barkbench.tasks import TASKS
 
-    start = None  # the step it resumes from
-    if resume is not None:
-        if config is not None:
-            raise BarkError("--resume continues a run with its own config.yaml; drop --config")
-        run = locate.directory(resume, root=runs_dir)
-        check_directory(run, "run")
-        cfg = resumed_config(run, overrides or [])
-        start, mended = mend(run, cfg)
-    elif config is None:
-        raise BarkError("give a config with --config FILE (for example --config baby), or --resume RUN")
-    else:
-        cfg = load_config(locate.config_path(config), overrides or [])
-        mended = notes(cfg)
-        run = start_run(cfg, runs_dir)
-    from barkbench.train import train as train_run  # torch: only once the config is known to be good
-
-    for line in [*mended, slower(cfg.threads)]:
-        if line:
-            err.print(line, highlight=False, soft_wrap=True)
-    err.print(f"run directory: {run}", highlight=False, soft_wrap=True)
-    if start:
-        err.print(f"resuming from step {start} of {cfg.train.steps}", highlight=False)
-    content = task_of(cfg.task).content
-    with training_progress(cfg.name, cfg.train.steps, start or 0, content) as on_step:
-        # a reader that goes away (`| head`) stops the run at a checkpoint, as Ctrl-C does
-        summary = train_run(run, cfg, resume=start is not None, on_step=on_step, stop_requested=output_closed)
-    if summary["stopped_early"]:
-        err.print(
-            f"stopped early at step {summary['steps']} of {cfg.train.steps}: validation accuracy of the answer's "
-            f"{content} {summary['bark_accuracy']:.3f} reached train.stop_at {cfg.train.stop_at}",
-            highlight=False,
-        )
-    out.print(figures_table(summary, content))
-    print_samples(read_jsonl(run / "samples.jsonl"))
-    out.print(f"wrote {run}", highlight=False, soft_wrap=True)
-
-
-def resumed_config(run: Path, overrides: list[str]):
-    """The config a resumed run goes on with: its own; with train.steps=N, the only override a
-    resume takes, its own trained on to N steps (the cosine schedule stretched to the new end)."""
-    from barkbench.config import apply_overrides, to_yaml, validate
-    from barkbench.rundir import check_resumable, load_run_config, read_json, shown_status, update_meta, write_atomic
-    from barkbench.yamlfile import read_yaml
-
-    cfg = load_run_config(run)
-    if not overrides:
-        check_resumable(run)
-        return cfg
-    if len(overrides) > 1 or not overrides[0].startswith("train.steps="):
-        raise BarkError(
-            "--resume continues a run with its own config.yaml; the only override it takes is train.steps=N, "
-            "to train a run on to N steps (drop --config and the other overrides)"
-        )
-    data = read_yaml(run / "config.yaml")
-    cfg = validate(data, str(run / "config.yaml"), apply_overrides(data, overrides), overrides)
-    meta = read_json(run / "meta.json")
-    if shown_status(meta) == "running":
-        check_resumable(run)  # says it is still running
-    if cfg.train.steps <= meta.get("step", 0):
-        raise BarkError(
-            f"run {run} has trained {meta.get('step', 0)} steps already; give train.steps above that to train it on"
-        )
-    write_atomic(run / "config.yaml", to_yaml(cfg))
-    update_meta(run, steps=cfg.train.steps)
-    return cfg
+    run = api.train(config, overrides or [], runs_dir, resume)
+    out.print(figures_table(run.summary, TASKS[run.config["task"]["name"]].content))
+    print_samples(run.samples)
+    out.print(f"wrote {run.path}", highlight=False, soft_wrap=True)
 
 
 def generate(

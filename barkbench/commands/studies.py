@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 
 from barkbench import locate
-from barkbench.commands.options import LOOK_IN, RUNS_DIR, check_directory, config_option, resume_option
+from barkbench.commands.options import LOOK_IN, RUNS_DIR, config_option, resume_option
 from barkbench.display import err, out
-from barkbench.errors import BarkError, Interrupted, RunFailed
+from barkbench.errors import Interrupted, RunFailed
 
 
 def compare_models(
@@ -53,38 +53,15 @@ def compare_models(
       barkbench compare --config configs/compare/long_context.yaml --jobs 2 train.steps=500
       barkbench compare --resume latest
     """
-    from barkbench.study.launch import launcher as launcher_named
-    from barkbench.study.launch import run_study
-    from barkbench.study.plan import start_study, study_file
+    from barkbench import api
 
-    launch = launcher_named(launcher, jobs=jobs, address=address)
-    if resume is not None:
-        if config is not None or overrides:
-            raise BarkError("--resume continues a study with its own study.yaml; drop --config and the overrides")
-        directory = locate.directory(resume, "study", root=runs_dir)
-        check_directory(directory, "study")
-        study_file(directory)
-    elif config is None:
-        raise BarkError("give a config with --config FILE (for example --config smoke), or --resume STUDY")
-    else:
-        say = lambda line: err.print(line, highlight=False, soft_wrap=True)  # noqa: E731
-        directory = start_study(locate.config_path(config), overrides or [], runs_dir, say)
-    err.print(f"study directory: {directory}", highlight=False, soft_wrap=True)
-    interrupted = run_study(directory, launch)
-    again = f"barkbench compare --resume {directory}" + (f" --launcher {launcher}" if launcher != "local" else "")
-    again += f" --address {address}" if address else ""
-    rows = show_findings(directory)
-    unfinished = [r for r in rows if r["status"] != "completed"]
-    if interrupted:
-        raise Interrupted(f"interrupted; resume with: {again}", interrupted)
-    if unfinished:
-        # a failed run's message, and a damaged one's, in report.md, say what to do; the others resume
-        stopped = [r["name"] for r in unfinished if r["status"] in ("interrupted", "dead", "not started")]
-        names = ", ".join(r["name"] for r in unfinished)
-        raise RunFailed(
-            f"{len(unfinished)} of {len(rows)} runs did not complete ({names}); report.md says why and what to do"
-            + (f". Finish {', '.join(stopped)} with: {again}" if stopped else "")
-        )
+    try:
+        study = api.compare(config, overrides or [], runs_dir, jobs, launcher, address, resume)
+    except (RunFailed, Interrupted) as error:
+        if error.study is not None:  # its outputs are written: shown, then the error
+            show_findings(error.study)
+        raise
+    show_findings(study)
 
 
 def report_study(
@@ -111,42 +88,32 @@ def report_study(
       barkbench report runs/long-context-20261122-101500-3f2a
       barkbench report latest --force
     """
-    directory = locate.directory(directory, "study", root=runs_dir)
-    if not directory.is_dir():
-        raise BarkError(f"study directory '{directory}' does not exist; give the path of one under runs/")
-    show_findings(directory, force)
+    from barkbench import api
+
+    show_findings(api.load_study(directory, runs_dir, force))
 
 
-def show_findings(directory: Path, force: bool = False) -> list[dict]:
-    """Write the study's report files, print its tables and sentences; return its rows."""
+def show_findings(study) -> None:
+    """Print a study's tables and sentences (an api.Study), and what was written."""
     from barkbench.display import grid_table
-    from barkbench.errors import Damaged
-    from barkbench.rundir import read_json
-    from barkbench.study.outputs import write_outputs
+    from barkbench.study.report_file import terminal_tables
 
-    try:
-        read_json(directory / "results.json")
-    except Damaged as damage:  # gathered again below
-        err.print(f"{damage.problem}; writing it again", highlight=False, soft_wrap=True)
-    except BarkError:
-        pass  # not written yet
-    findings = write_outputs(directory, force)
-    for title, headers, cells in findings["tables"]:
+    findings = study.results
+    for title, headers, cells in terminal_tables(findings):
         out.print(grid_table(title, headers, cells))
-    for line in findings["lines"]:
+    for line in study.lines:
         out.print(f"- {escape(line['sentence'])}", highlight=False, soft_wrap=True)
-    for said in (findings["findings"]["comparison"], findings["findings"].get("frontier_said")):
+    for said in (findings["comparison"], findings.get("frontier_said")):
         if said:
             out.print(escape(said), highlight=False, soft_wrap=True)
-    for row in findings["rows"]:
+    for row in study.runs:
         if row["status"] == "damaged":  # what mends it, on stderr where errors go
             err.print(f"{row['run']} is damaged: {row['message']}", highlight=False, soft_wrap=True)
-    pictures = ", ".join(p.name for p in sorted(directory.glob("*.png")))
-    files = f"{directory / 'results.json'}, report.md, {pictures}"
-    if findings["written"]:
+    pictures = ", ".join(p.name for p in sorted(study.path.glob("*.png")))
+    files = f"{study.path / 'results.json'}, report.md, {pictures}"
+    if study.written:
         out.print(f"wrote {files}", highlight=False, soft_wrap=True)
     else:
         out.print(
             f"no run changed since {files} were written (--force writes them again)", highlight=False, soft_wrap=True
         )
-    return findings["rows"]

@@ -1,6 +1,6 @@
 """The model families, found by name in MODELS; each family is a package here (its config and
 checks in __init__.py, its network in network.py), and nothing outside this package asks for a
-model's name or class.
+model's name or class. A plugin's family is found by its entry point (barkbench/registry.py).
 
 Every model is a torch module with one protocol, so training, evaluation, sampling, `inspect`
 and `bench` never ask which one they hold:
@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from barkbench.models import gpt, recurrent, seq2seq, transformer
 from barkbench.models.family import Family
+from barkbench.registry import Registry
 
-MODELS: dict[str, Family] = {
+BUILT_IN: dict[str, Family] = {
     "rnn": recurrent.RNN,
     "lstm": recurrent.LSTM,
     "gru": recurrent.GRU,
@@ -37,6 +38,8 @@ MODELS: dict[str, Family] = {
     "seq2seq": seq2seq.SEQ2SEQ,
     "transformer": transformer.TRANSFORMER,
 }
+# Those, then the plugins installed under the entry-point group barkbench.models (barkbench/registry.py)
+MODELS = Registry("model", Family, BUILT_IN)
 DEFAULT_MODEL = "gpt"  # what a config without a `model.name` gets
 
 

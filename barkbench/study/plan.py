@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Mapping
 from itertools import product
 from pathlib import Path
 from typing import Annotated, Any
@@ -259,10 +260,15 @@ def setting(key: str, value) -> str:
     return key + sep + re.sub(r"[^A-Za-z0-9._-]+", "_", str(value))
 
 
-def start_study(path: Path, overrides: list[str], runs_dir: Path, say=lambda line: None) -> Path:
-    """Validate a compare config and its runs, and say what validating changed in them; only then
-    create the study directory and study.yaml."""
-    spec, combos = plan(read_yaml(path), str(path), path.parent, overrides)
+def start_study(path: Path | Mapping, overrides: list[str], runs_dir: Path, say=lambda line: None) -> Path:
+    """Validate a compare config (a file, or a mapping as one reads, whose base: is relative to the
+    current directory) and its runs, and say what validating changed in them; only then create the
+    study directory and study.yaml."""
+    if isinstance(path, Mapping):
+        spec, combos = plan(copy.deepcopy(dict(path)), "the compare config mapping", Path("."), overrides)
+        path = "a mapping"
+    else:
+        spec, combos = plan(read_yaml(path), str(path), path.parent, overrides)
     for line in combination_notes(combos):
         say(line)
     study = create_run_dir(Path(runs_dir), spec["name"])

@@ -1,10 +1,11 @@
-"""The tasks, one module each, found by name in TASKS.
+"""The tasks, one module each, found by name in TASKS (and a plugin's, by its entry point:
+barkbench/registry.py).
 
 A task module makes a `Task` (barkbench/tasks/common.py): its config section, how it makes
 data, its Bayes floor, the longest sequence it makes, its vocabulary, its chance level, how
 its results are bucketed, how its samples are judged, and what to mark in pictures. The rest
 of barkbench asks the task these things and never asks for its name; so a new task is one
-module here and one line in TASKS.
+module here and one line in BUILT_IN.
 
 Which picture summarises a study follows from these answers (barkbench/study/findings.py):
 a task with buckets is drawn as accuracy against its bucket, one with sample figures (cycle)
@@ -13,11 +14,12 @@ as bars of those, any other as bars of its final figures.
 
 from __future__ import annotations
 
+from barkbench.registry import Registry
 from barkbench.tasks import barks, copying, cycle, echo, induction, mqar, reversal, selective_copy
 from barkbench.tasks.common import Splits, Task, stream
 from barkbench.vocab import EOS
 
-TASKS: dict[str, Task] = {
+BUILT_IN: dict[str, Task] = {
     "barks": barks.TASK,
     "cycle": cycle.TASK,
     "echo": echo.TASK,
@@ -27,6 +29,8 @@ TASKS: dict[str, Task] = {
     "selective_copy": selective_copy.TASK,
     "induction": induction.TASK,
 }
+# Those, then the plugins installed under the entry-point group barkbench.tasks (barkbench/registry.py)
+TASKS = Registry("task", Task, BUILT_IN)
 DEFAULT_TASK = "barks"  # what a config without a `task.name` gets
 
 
