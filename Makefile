@@ -29,8 +29,9 @@ $(TORCH_STAMP): | $(BIN)/python
 
 $(VENV)/.installed: pyproject.toml $(TORCH_STAMP)
 	@echo "==> installing barkbench (editable) with typer, rich, pydantic, safetensors, matplotlib,"
-	@echo "    and the extras the tests use: pytest, ruff, Ray (--launcher ray), TensorBoard (log.tensorboard)"
-	$(BIN)/pip install -q -e ".[dev,ray,tensorboard]"
+	@echo "    and the extras the tests use: pytest, ruff, Ray (--launcher ray), TensorBoard (log.tensorboard),"
+	@echo "    pandas (Study.frame() in Python)"
+	$(BIN)/pip install -q -e ".[dev,ray,tensorboard,pandas]"
 	@echo "==> installed; activate it with: source $(VENV)/bin/activate"
 	touch $@
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from barkbench import locate
@@ -41,11 +41,11 @@ class Run:
     as lists of mappings."""
 
     path: Path
-    config: dict
-    meta: dict
-    summary: dict | None
-    metrics: list[dict]
-    samples: list[dict]
+    config: dict = field(repr=False)
+    meta: dict = field(repr=False)
+    summary: dict | None = field(repr=False)
+    metrics: list[dict] = field(repr=False)
+    samples: list[dict] = field(repr=False)
 
     @property
     def status(self) -> str:
@@ -82,7 +82,7 @@ class Study:
     or older than them, as `barkbench report` does; `written` says whether that happened now."""
 
     path: Path
-    results: dict
+    results: dict = field(repr=False)
     written: bool = False
 
     @property

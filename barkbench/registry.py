@@ -78,7 +78,7 @@ class Registry(UserDict):
             entry = getattr(entry, attribute)
         config = getattr(entry, "config", None)
         if not isinstance(entry, self.kind):
-            got = "a module" if entry is module else f"a {type(entry).__name__}"
+            got = f"the module {point.module}" if entry is module else f"an object of type {type(entry).__name__}"
             raise BarkError(
                 f"{where} names {got}, not a barkbench.plugins.{self.kind.__name__}; "
                 f"point it at the {self.kind.__name__} its module makes"
