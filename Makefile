@@ -14,7 +14,7 @@ TORCH_INDEX ?=
 # One stamp per choice of torch, so that asking for another one installs it.
 TORCH_STAMP := $(VENV)/.torch-$(shell printf '%s %s' '$(TORCH)' '$(TORCH_INDEX)' | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test quick lint bench bench-ray bench-studies clean
+.PHONY: install demo test quick lint bench bench-ray bench-studies studies clean
 
 install: $(VENV)/.installed
 
@@ -64,6 +64,11 @@ ROUNDS ?= 1
 bench-studies: install
 	$(if $(AGAINST),,$(error give the commit to compare with, e.g. make bench-studies AGAINST=11e6f65))
 	$(BIN)/python benchmarks/bench_studies.py --against $(AGAINST) --study $(STUDY) --rounds $(ROUNDS) $(OVERRIDES)
+
+# Every shipped study as shipped (or STUDIES="long_context memory_map"), one after another, its
+# outputs kept in studies/<name>/ for the README, the configs' headers and tests/test_shipped_studies.py.
+studies: install
+	$(BIN)/python benchmarks/run_studies.py $(STUDIES)
 
 clean:
 	rm -rf $(VENV) runs/*/ .pytest_cache .ruff_cache
