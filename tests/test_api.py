@@ -8,6 +8,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -250,3 +251,23 @@ def test_compare_refuses_bad_input_as_a_bark_error(tmp_path):
     with pytest.raises(BarkError, match="give a config with --config FILE"):
         barkbench.compare()
     assert not any(tmp_path.iterdir())
+
+
+# ---- the README's example -----------------------------------------------------------------
+
+
+def readme_example(section: str) -> str:
+    """The first ```python block of a section of README.md, as written."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return body.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    code = readme_example("From Python")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md (From Python)", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "does not divide model.embedding_dim" in printed  # the error it catches, printed
+    assert "test_accuracy_by_distance." in printed and "val_bark_accuracy" in printed
+    assert {p.name.split("-")[0] for p in (tmp_path / "runs").iterdir()} == {"baby", "smoke"}
