@@ -99,9 +99,6 @@ class BarkGPT(Positions, DecoderOnly, nn.Module):
             new_caches.append(cache)
         return self.head(self.norm(x)), (past + tokens.shape[1], new_caches)
 
-    def room(self, prompt_length: int) -> int:
-        return self.context_length - prompt_length
-
     def state_bytes(self) -> int:
         """Bytes of key/value cache per sequence at context_length (none without attention)."""
         return cache_bytes(

@@ -109,9 +109,6 @@ class BarkTransformer(Positions, EncoderDecoder, nn.Module):
                 layer.weights = on_x(queries, answer_start, x.shape[1], source, 0.0, dim=3)
         return logits
 
-    def room(self, prompt_length: int) -> int:
-        return self.context_length - prompt_length
-
     def state_bytes(self) -> int:
         """Bytes of state per sequence at context_length positions of source and target together:
         a key and a value vector per position in every decoder block (cross-attention's for the
