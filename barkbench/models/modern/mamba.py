@@ -27,16 +27,20 @@ from torch import nn
 from barkbench.models.modern.mixer import Mixer, ShortConv, dt_bias, run, zeros_like_state
 from barkbench.models.protocol import keep_out_of_decay
 
-CHUNK = 16  # positions per chunk: small enough that a chunk's states [B, CHUNK, channels, N] stay in cache
+CHUNK = (
+    4  # positions per chunk (measured: on a CPU the doubling's extra arithmetic outweighs the loop's calls beyond 4)
+)
 
 
 def scan(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The inclusive scan of the maps h -> a_t h + b_t along dim 1: (a_1..t's product, the h_t
-    that they make from h_0 = 0)."""
+    that they make from h_0 = 0). Each doubling step composes every map with the one `shift`
+    positions back (torch.roll, masked where there is none: cheaper to differentiate than slices)."""
     shift = 1
     while shift < a.shape[1]:
-        b = torch.cat([b[:, :shift], a[:, shift:] * b[:, :-shift] + b[:, shift:]], 1)
-        a = torch.cat([a[:, :shift], a[:, shift:] * a[:, :-shift]], 1)
+        back = (torch.arange(a.shape[1], device=a.device) >= shift).view(1, -1, *[1] * (a.dim() - 2))
+        b = b + a * torch.roll(b, shift, 1) * back
+        a = a * torch.where(back, torch.roll(a, shift, 1), 1.0)
         shift *= 2
     return a, b
 
@@ -46,11 +50,11 @@ def chunked(state, u, delta, B, C, *, A, D):
     D [channels]; state h [batch, channels, N] or None."""
     h = zeros_like_state(state, u, (u.shape[0], *A.shape))
     outputs = []
-    for start in range(0, u.shape[1], CHUNK):  # the chunks, in order: only h crosses from one to the next
-        at = slice(start, start + CHUNK)
-        decay, first = scan(torch.exp(delta[:, at, :, None] * A), (delta[:, at] * u[:, at])[..., None] * B[:, at])
+    # The chunks, in order: only h crosses from one to the next.
+    for u_c, delta_c, B_c, C_c in zip(*(x.split(CHUNK, 1) for x in (u, delta, B, C))):
+        decay, first = scan(torch.exp(delta_c[..., None] * A), (delta_c * u_c)[..., None] * B_c)
         states = decay * h[:, None] + first
-        outputs.append((states * C[:, at]).sum(-1))
+        outputs.append((states * C_c).sum(-1))
         h = states[:, -1]
     return torch.cat(outputs, 1) + u * D, h
 

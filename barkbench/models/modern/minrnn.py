@@ -30,10 +30,9 @@ def log_g(x: torch.Tensor) -> torch.Tensor:
 def chunked(state, log_a, log_b):
     """h_t = a_t h_{t-1} + b_t over log_a, log_b [B, T, H]; state h [B, H] or None (zeros)."""
     outputs, h = [], state
-    for start in range(0, log_a.shape[1], CHUNK):  # the chunks, in order: only h crosses from one to the next
-        at = slice(start, start + CHUNK)
-        decay = log_a[:, at].cumsum(1)  # log of a's product since the chunk began
-        states = torch.exp(decay + torch.logcumsumexp(log_b[:, at] - decay, 1))
+    for log_a_c, log_b_c in zip(log_a.split(CHUNK, 1), log_b.split(CHUNK, 1)):  # in order: only h crosses
+        decay = log_a_c.cumsum(1)  # log of a's product since the chunk began
+        states = torch.exp(decay + torch.logcumsumexp(log_b_c - decay, 1))
         if h is not None:
             states = states + torch.exp(decay) * h[:, None]
         outputs.append(states)

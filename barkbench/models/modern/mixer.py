@@ -32,8 +32,8 @@ class Mixer(nn.Module):
         if not self.stepwise or x.shape[1] == 1:
             return self.mix(x, state)
         outputs = []
-        for t in range(x.shape[1]):
-            y, state = self.mix(x[:, t : t + 1], state)
+        for token in x.unbind(1):  # unbind, not x[:, t]: a slice's backward zeros all of x, every step
+            y, state = self.mix(token[:, None], state)
             outputs.append(y)
         return torch.cat(outputs, 1), state
 

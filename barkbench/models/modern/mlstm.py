@@ -55,12 +55,12 @@ def chunked(state, q, k, v, igate, fgate):
     scaled_k = k * torch.exp(into_end - local[..., None])[..., None]
     writes, key_sums = scaled_k.transpose(-1, -2) @ v, scaled_k.sum(-2)
     starts = []
-    for i in range(q.shape[2]):
+    for forget, local_i, write, key_sum in zip(*(x.unbind(2) for x in (F_[..., -1], local, writes, key_sums))):
         starts.append((C, n, m))
-        m_next = torch.maximum(F_[:, :, i, -1] + m, local[:, :, i])
-        keep, add = torch.exp(F_[:, :, i, -1] + m - m_next), torch.exp(local[:, :, i] - m_next)
-        C = keep[..., None, None] * C + add[..., None, None] * writes[:, :, i]
-        n = keep[..., None] * n + add[..., None] * key_sums[:, :, i]
+        m_next = torch.maximum(forget + m, local_i)
+        keep, add = torch.exp(forget + m - m_next), torch.exp(local_i - m_next)
+        C = keep[..., None, None] * C + add[..., None, None] * write
+        n = keep[..., None] * n + add[..., None] * key_sum
         m = m_next
     C0, n0, m0 = (torch.stack(s, 2) for s in zip(*starts))  # each chunk's starting state
     # Within a chunk: causal attention weighted by exp(F_t - F_j + log i_j - s_t).

@@ -110,11 +110,12 @@ class BarkTransformer(Positions, EncoderDecoder, nn.Module):
         return logits
 
     def state_bytes(self) -> int:
-        """Bytes of state per sequence at context_length positions of source and target together:
-        a key and a value vector per position in every decoder block (cross-attention's for the
-        source, self-attention's for the target), as many as a GPT's cache."""
+        """Bytes of state per sequence once it has read context_length tokens, as a GPT's cache is
+        counted: a key and a value vector per position in every decoder block (cross-attention's
+        for the source, self-attention's for the target), at context_length + 1 positions, because
+        the target starts with the source's last token, Assistant:, and keeps it twice."""
         return cache_bytes(
-            len(self.decoder), self.context_length, self.tok.embedding_dim, self.head.weight.element_size()
+            len(self.decoder), self.context_length + 1, self.tok.embedding_dim, self.head.weight.element_size()
         )
 
     def attention_layers(self) -> list:
