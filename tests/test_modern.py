@@ -17,6 +17,7 @@ from helpers import PNG, SMALL, V, model_config, random_tokens, small_model, sta
 from barkbench.cli import app
 from barkbench.models import MODELS, count_params
 from barkbench.models.modern import deltanet, linear_attention, mamba, minrnn, mlstm
+from barkbench.models.protocol import Defaults
 from barkbench.trainer import build_optimizer
 from barkbench.vocab import PAD
 
@@ -497,3 +498,19 @@ def test_gradients_reach_back_through_the_recurrence(name):
     assert list(lines) == ["layer 1 state", "layer 2 state"]
     for norms in lines.values():
         assert (norms[:7] > 0).all() and norms.isfinite().all()
+
+
+def test_the_default_gradient_states_read_the_whole_state_through_decoding():
+    """Defaults.gradient_states, for a model that gives none of its own: one line, the norm of every
+    layer's state together, position by position."""
+    model = small_model("deltanet")
+    x, start = random_tokens(1, 12), torch.tensor([6])
+    norms = {}
+    for reader in (Defaults.gradient_states, type(model).gradient_states):
+        model.zero_grad()
+        logits, read = reader(model, x, start)
+        logits[0, 5:].logsumexp(-1).sum().backward()
+        norms[reader] = read()
+    (whole,) = norms[Defaults.gradient_states].values()
+    layers = torch.stack(list(norms[type(model).gradient_states].values()))
+    close(whole, layers.pow(2).sum(0).sqrt())
