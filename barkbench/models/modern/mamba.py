@@ -39,12 +39,12 @@ CHUNK = 4
 def scan(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The inclusive scan of the maps h -> a_t h + b_t along dim 1: (a_1..t's product, the h_t
     that they make from h_0 = 0). Each doubling step composes every map with the one `shift`
-    positions back (torch.roll, masked where there is none: cheaper to differentiate than slices)."""
-    shift = 1
-    while shift < a.shape[1]:
-        back = (torch.arange(a.shape[1], device=a.device) >= shift).view(1, -1, *[1] * (a.dim() - 2))
-        b = b + a * torch.roll(b, shift, 1) * back
-        a = a * torch.where(back, torch.roll(a, shift, 1), 1.0)
+    positions back; the first `shift` have none and stay as they are."""
+    shift, length = 1, a.shape[1]
+    while shift < length:
+        (a_head, a_tail), (b_head, b_tail) = a.split([shift, length - shift], 1), b.split([shift, length - shift], 1)
+        a_back, b_back = a.narrow(1, 0, length - shift), b.narrow(1, 0, length - shift)
+        a, b = torch.cat([a_head, a_tail * a_back], 1), torch.cat([b_head, b_tail + a_tail * b_back], 1)
         shift *= 2
     return a, b
 

@@ -71,11 +71,11 @@ class MinRNN(Mixer):
         self.out = nn.Linear(H, cfg.embedding_dim, bias=False)
 
     def initialise(self):
-        # The paper's code builds these as plain nn.Linear layers: PyTorch's own start. Its spread
-        # matters: with GPT-2's 0.02 every z starts at sigmoid(0) = 1/2, so each step halves what
-        # the state keeps of the past; PyTorch's start gives some units z near 0.3, which keep it.
+        # The paper's cells are plain nn.Linear layers: PyTorch's own start, whose spread matters
+        # here. With GPT-2's 0.02 every z starts at sigmoid(0) = 1/2, so each step halves what the
+        # state keeps of the past; PyTorch's start gives some units z near 0.3, which keep it. The
+        # output projection keeps the stack's 0.02, as the other mixers' do.
         self.proj.reset_parameters()
-        self.out.reset_parameters()
 
     def mix(self, x, state):
         conv_state, h = state or (None, None)
