@@ -29,11 +29,13 @@ def lr_at(step: int, cfg) -> float:
 
 
 def build_optimizer(model: torch.nn.Module, tc) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices and embeddings only, not on biases and norm gains;
-    fused (one kernel for every parameter: half the optimiser's time on these small models, and as
-    deterministic) where this torch and device have the fused kernel."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    """AdamW with weight decay on every parameter but those the model keeps out of it (by default
+    biases and norm gains; Mamba's A_log too: barkbench/models/protocol.py); fused (one kernel for
+    every parameter: half the optimiser's time on these small models, and as deterministic) where
+    this torch and device have the fused kernel."""
+    kept = {id(p) for p in model.no_decay_parameters()}
+    decay = [p for p in model.parameters() if id(p) not in kept]
+    no_decay = [p for p in model.parameters() if id(p) in kept]
     groups = [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     try:
         return torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.95), fused=True)

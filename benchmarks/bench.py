@@ -7,15 +7,21 @@ measured in the same run.
 2. Generation tokens/s for 200 new tokens with the model's state (key/value cache, hidden
    state) against re-running the whole sequence at every step, for 1 and 8 samples at once.
    Target: >= 5x.
+3. The families with a parallel training form (the modern recurrences): training tokens/s at
+   sequence length 256 on 2 threads against the same model trained through its recurrence,
+   one token at a time (target: >= 5x), and against gpt at the same width.
 
 Rounds of each pair are interleaved and the median kept, so drift in the machine's speed
 hits both sides alike. Results go to the terminal and to runs/bench.json.
+
+    python benchmarks/bench.py [training] [generation] [recurrence]   # default: all three
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -34,9 +40,27 @@ from barkbench.vocab import EOS, PAD, SPEAK_PROMPT, encode
 CONFIG = SHIPPED / "echo_gpt.yaml"
 ROUNDS, STEPS_PER_ROUND, WARMUP = 7, 20, 3
 TRAIN_TARGET, GENERATION_TARGET = 1.1, 5.0
+PARTS = ("training", "generation", "recurrence")
+# Part 3: echo sequences of exactly 2 x 8 + 236 + 4 = 256 tokens, 2 threads, fewer and shorter
+# rounds (a recurrence read one token at a time takes seconds a step).
+LONG = ["task.message_length=8", "task.min_gap=236", "task.max_gap=236"]
+LONG_ROUNDS, LONG_STEPS, LONG_THREADS, RECURRENCE_TARGET = 3, 3, 2, 5.0
+BASELINE = "gpt"  # the attention model every recurrence is set against, at the same width
 
 
-def train_rate(model, batches) -> float:
+def training_batches(cfg, steps: int) -> list:
+    """`steps` batches of the config's task: (x, y, mask, answer_start) each."""
+    train_set = make_splits(cfg.task.model_copy(update={"train_size": 2000, "val_size": 1, "test_size": 1}), 0).train
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(steps):
+        idx = torch.randint(len(train_set), (cfg.train.batch_size,), generator=g)
+        start = train_set.answer_start[idx]
+        batches.append((*answer_batch(train_set.tokens[idx], start), start))
+    return batches
+
+
+def train_rate(model, batches, warmup: int = WARMUP) -> float:
     """Tokens per second of forward, backward and an AdamW step over the given batches."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
@@ -47,7 +71,7 @@ def train_rate(model, batches) -> float:
         loss.backward()
         opt.step()
 
-    for batch in batches[:WARMUP]:
+    for batch in batches[:warmup]:
         step(*batch)
     tokens = sum(int((x != PAD).sum()) for x, *_ in batches)
     began = time.perf_counter()
@@ -63,9 +87,9 @@ def generation_rate(model, use_cache: bool, new_tokens: int = 200, samples: int 
     return sum(len(t) for t in out_tokens) / (time.perf_counter() - began)
 
 
-def interleaved(measure_a, measure_b) -> tuple[float, float]:
+def interleaved(measure_a, measure_b, rounds: int = ROUNDS) -> tuple[float, float]:
     a, b = [], []
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         a.append(measure_a())
         b.append(measure_b())
     return statistics.median(a), statistics.median(b)
@@ -75,9 +99,8 @@ def ratio_cell(ours: float, reference: float, target: float) -> str:
     return f"{ours / reference:.2f}x (target >= {target}x)"
 
 
-def main() -> None:
-    torch.manual_seed(0)
-    results: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__, "training": {}, "generation": []}
+def training_and_generation(results: dict, parts) -> None:
+    """Parts 1 and 2, family by family."""
     table = Table(title="barkbench: training speed on echo, every family at its default sizes (CPU)")
     gen = Table(title="barkbench: generating 200 new tokens, with the model's state against re-running (CPU)")
     for col in ("model", "params", "tokens/s", "reference tokens/s", "ratio"):
@@ -87,34 +110,30 @@ def main() -> None:
 
     for name, family in MODELS.items():
         cfg = load_config(CONFIG, [f"model={json.dumps({'name': name, 'context_length': 256})}"])
-        train_set = make_splits(
-            cfg.task.model_copy(update={"train_size": 2000, "val_size": 1, "test_size": 1}), 0
-        ).train
-        g = torch.Generator().manual_seed(0)
-        batches = []
-        for _ in range(STEPS_PER_ROUND):
-            idx = torch.randint(len(train_set), (cfg.train.batch_size,), generator=g)
-            start = train_set.answer_start[idx]
-            batches.append((*answer_batch(train_set.tokens[idx], start), start))
         model = build_model(cfg.model, len(cfg.vocab))
-        row = {"params": count_params(model), "batch_size": cfg.train.batch_size}
-        if family.reference is not None:
-            reference = family.reference(cfg.model, len(cfg.vocab))
-            ours, ref = interleaved(lambda: train_rate(model, batches), lambda: train_rate(reference, batches))  # noqa: B023
-            row.update(tokens_per_second=ours, reference_tokens_per_second=ref, ratio=ours / ref, target=TRAIN_TARGET)
-        else:
-            row["tokens_per_second"] = statistics.median(train_rate(model, batches) for _ in range(ROUNDS))
-        results["training"][name] = row
-        table.add_row(
-            name,
-            f"{row['params']:,}",
-            f"{row['tokens_per_second']:,.0f}",
-            f"{row['reference_tokens_per_second']:,.0f}" if "ratio" in row else "-",
-            ratio_cell(row["tokens_per_second"], row["reference_tokens_per_second"], TRAIN_TARGET)
-            if "ratio" in row
-            else "-",
-        )
-
+        if "training" in parts:
+            batches = training_batches(cfg, STEPS_PER_ROUND)
+            row = {"params": count_params(model), "batch_size": cfg.train.batch_size}
+            if family.reference is not None:
+                reference = family.reference(cfg.model, len(cfg.vocab))
+                ours, ref = interleaved(lambda: train_rate(model, batches), lambda: train_rate(reference, batches))  # noqa: B023
+                row.update(
+                    tokens_per_second=ours, reference_tokens_per_second=ref, ratio=ours / ref, target=TRAIN_TARGET
+                )
+            else:
+                row["tokens_per_second"] = statistics.median(train_rate(model, batches) for _ in range(ROUNDS))
+            results["training"][name] = row
+            table.add_row(
+                name,
+                f"{row['params']:,}",
+                f"{row['tokens_per_second']:,.0f}",
+                f"{row['reference_tokens_per_second']:,.0f}" if "ratio" in row else "-",
+                ratio_cell(row["tokens_per_second"], row["reference_tokens_per_second"], TRAIN_TARGET)
+                if "ratio" in row
+                else "-",
+            )
+        if "generation" not in parts:
+            continue
         with torch.no_grad():  # an untrained model must not stop early: both sides make all 200 tokens
             model.head.bias[EOS] = -1e4
         # One sample is the worst case for the state: a step of these tiny models is mostly fixed
@@ -142,12 +161,83 @@ def main() -> None:
                 f"{uncached:,.0f}",
                 ratio_cell(cached, uncached, GENERATION_TARGET),
             )
+    for shown, part in ((table, "training"), (gen, "generation")):
+        if part in parts:
+            out.print(shown)
+
+
+def recurrence(results: dict) -> None:
+    """Part 3: each parallel training form against its own recurrence and against gpt."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(LONG_THREADS)
+    table = Table(
+        title=f"barkbench: training at sequence length 256 on {LONG_THREADS} threads, parallel form against "
+        "the recurrence read one token at a time, and against gpt at the same width (CPU)"
+    )
+    for col in ("model", "params", "state bytes", "tokens/s", "recurrence tokens/s", "ratio", "gpt tokens/s", "vs gpt"):
+        table.add_column(col, justify="right")
+    baselines: dict = {}  # gpt's tokens/s by width and layers, measured once each
+    for name, family in MODELS.items():
+        if family.recurrence is None:
+            continue
+        cfg = load_config(CONFIG, [f"model={json.dumps({'name': name})}", *LONG])
+        batches = training_batches(cfg, LONG_STEPS)
+        model, stepwise = build_model(cfg.model, len(cfg.vocab)), family.recurrence(cfg.model, len(cfg.vocab))
+        fast, slow = interleaved(
+            lambda: train_rate(model, batches, warmup=1),  # noqa: B023
+            lambda: train_rate(stepwise, batches[:1], warmup=0),  # noqa: B023
+            rounds=LONG_ROUNDS,
+        )
+        width = (cfg.model.embedding_dim, cfg.model.layers)
+        if width not in baselines:
+            spec = {"name": BASELINE, "embedding_dim": width[0], "layers": width[1], "context_length": 256}
+            gpt_cfg = load_config(CONFIG, [f"model={json.dumps(spec)}", *LONG])
+            gpt = build_model(gpt_cfg.model, len(gpt_cfg.vocab))
+            baselines[width] = statistics.median(train_rate(gpt, batches, warmup=1) for _ in range(LONG_ROUNDS))
+        row = {
+            "params": count_params(model),
+            "state_bytes": model.state_bytes(),
+            "sequence_length": int(batches[0][0].shape[1]) + 1,
+            "batch_size": cfg.train.batch_size,
+            "threads": LONG_THREADS,
+            "tokens_per_second": fast,
+            "recurrence_tokens_per_second": slow,
+            "ratio": fast / slow,
+            "target": RECURRENCE_TARGET,
+            "gpt_tokens_per_second": baselines[width],
+            "vs_gpt": fast / baselines[width],
+        }
+        results["recurrence"][name] = row
+        table.add_row(
+            name,
+            f"{row['params']:,}",
+            f"{row['state_bytes']:,}",
+            f"{fast:,.0f}",
+            f"{slow:,.0f}",
+            ratio_cell(fast, slow, RECURRENCE_TARGET),
+            f"{baselines[width]:,.0f}",
+            f"{row['vs_gpt']:.2f}x",
+        )
+        out.print(f"  {name}: {row['ratio']:.2f}x its recurrence, {row['vs_gpt']:.2f}x gpt")
+    torch.set_num_threads(threads)
     out.print(table)
-    out.print(gen)
+
+
+def main(parts=PARTS) -> None:
+    torch.manual_seed(0)
+    results: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    results |= {"training": {}, "generation": [], "recurrence": {}}
+    if "training" in parts or "generation" in parts:
+        training_and_generation(results, parts)
+    if "recurrence" in parts:
+        recurrence(results)
     Path("runs").mkdir(exist_ok=True)
     Path("runs/bench.json").write_text(json.dumps(results, indent=2) + "\n")
     out.print("wrote runs/bench.json")
 
 
 if __name__ == "__main__":
-    main()
+    unknown = [a for a in sys.argv[1:] if a not in PARTS]
+    if unknown:
+        sys.exit(f"unknown part {unknown[0]!r}; the parts are {', '.join(PARTS)}")
+    main(tuple(sys.argv[1:]) or PARTS)

@@ -107,6 +107,7 @@ def study(**changes) -> str:
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 TRAIN = ["train", "--config", "{config}", "--runs-dir", "{runs}"]
+VALIDATE = ["validate", "--config", "{config}"]
 LONG_PROMPT = "User: " + "woof " * 100 + "Assistant:"
 
 # id, config file (a patch of SHORT, raw YAML text, raw bytes, or None for no file), arguments,
@@ -126,7 +127,7 @@ CASES = [
     ("negative-lr", {"train": {"lr": -0.1}}, TRAIN, 2, ["train.lr", "-0.1"]),
     ("dropout-one", {"model": {"dropout": 1.0}}, TRAIN, 2, ["model.dropout", "1.0"]),
     ("heads-not-dividing", {"model": {"heads": 3}}, TRAIN, 2, ["model.heads (3)", "model.embedding_dim (16)"]),
-    ("unknown-model", {"model": {"name": "mamba"}}, TRAIN, 2, ["model.name", "'mamba'"]),
+    ("unknown-model", {"model": {"name": "hyena"}}, TRAIN, 2, ["model.name", "'hyena'"]),
     ("unknown-task", {"task": {"name": "parrot"}}, TRAIN, 2, ["task.name", "'parrot'"]),
     ("min-above-max", {"task": {"min_barks": 9, "max_barks": 3}}, TRAIN, 2, ["task.min_barks (9)", "task.max_barks (3)"]),
     ("mqar-pairs-above-keys", {"task": {"name": "mqar", "num_keys": 4, "num_pairs": 6}}, TRAIN, 2, ["task.num_pairs (6) is above task.num_keys (4)", "raise num_keys"]),
@@ -149,6 +150,16 @@ CASES = [
     ("missing-file", None, TRAIN, 2, ["config.yaml' does not exist"]),
     ("validate-missing-file", None, ["validate", "--config", "{config}"], 2, ["config.yaml' does not exist"]),
     ("validate-unknown-key", {"model": {"layer": 1}}, ["validate", "--config", "{config}"], 2, ["'model.layer'", "did you mean 'model.layers'"]),
+    # ---- the modern families' keys ---------------------------------------------------------
+    ("modern-heads-not-dividing", {"model": {"name": "deltanet", "heads": 3}}, VALIDATE, 2, ["model.heads (3) does not divide model.embedding_dim (16)", "such as 2"]),
+    ("mamba-state-size-zero", {"model": {"name": "mamba", "state_size": 0}}, VALIDATE, 2, ["model.state_size must be at least 1, but it is 0"]),
+    ("mamba-expand-zero", {"model": {"name": "mamba", "expand": 0}}, VALIDATE, 2, ["model.expand must be at least 1, but it is 0"]),
+    ("mamba-conv-size-zero", {"model": {"name": "mamba", "conv_size": 0}}, VALIDATE, 2, ["model.conv_size must be at least 1, but it is 0"]),
+    ("short-conv-negative", {"model": {"name": "linear_attention", "short_conv": -1}}, VALIDATE, 2, ["model.short_conv must be at least 0, but it is -1"]),
+    ("mamba-selective-not-bool", {"model": {"name": "mamba", "selective": "maybe"}}, VALIDATE, 2, ["model.selective must be true or false, but it is 'maybe'"]),
+    ("modern-ffn-not-bool", {"model": {"name": "mingru", "ffn": "sometimes"}}, VALIDATE, 2, ["model.ffn must be true or false, but it is 'sometimes'"]),
+    ("mamba-state-size-text", {"model": {"name": "mamba", "state_size": "big"}}, VALIDATE, 2, ["model.state_size must be a whole number, but it is 'big'"]),
+    ("short-conv-fraction", {"model": {"name": "mlstm", "short_conv": 2.5}}, VALIDATE, 2, ["model.short_conv must be a whole number, but it is 2.5"]),
     # ---- overrides -------------------------------------------------------------------------
     ("override-unknown-key", {}, TRAIN + ["train.stpes=5"], 2, ["'train.stpes'", "did you mean 'train.steps'"]),
     # A misspelt section: the suggestion should be the key the user meant, train.steps.

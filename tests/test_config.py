@@ -125,7 +125,7 @@ def test_consistency_problems_are_reported_with_the_others(data, expected):
         ({"task": {"train_size": -5}}, "task.train_size", "-5"),
         ({"train": {"batch_size": 0}}, "train.batch_size", "0"),
         ({"model": {"dropout": 1.5}}, "model.dropout", "1.5"),
-        ({"model": {"name": "mamba"}}, "model.name", "mamba"),
+        ({"model": {"name": "hyena"}}, "model.name", "hyena"),
         ({"task": {"name": "parrot"}}, "task.name", "parrot"),
         ({"device": "gpu"}, "device", "gpu"),
     ],
@@ -142,7 +142,7 @@ def test_a_section_that_is_not_a_mapping_is_an_error():
 
 
 def test_unknown_model_and_task_list_the_known_names():
-    message = problems_of({"model": {"name": "mamba"}, "task": {"name": "parrot"}})
+    message = problems_of({"model": {"name": "hyena"}, "task": {"name": "parrot"}})
     for name in ["rnn", "lstm", "gru", "gpt", "barks", "cycle", "echo"]:
         assert name in message
 

@@ -329,11 +329,11 @@ def test_state_bytes_are_the_state_carried_at_context_length(variant):
     with torch.no_grad():
         if variant["name"] == "seq2seq":  # the encoder states attention keeps: a source of C tokens
             _, state = model.prefill(random_tokens(1, C))
-        else:  # the source and the target together take C positions: as many new tokens as room() gives
+        else:  # C tokens read, as many new ones as room() gives: the target holds Assistant: and them
             _, state = model.prefill(random_tokens(1, 30))
-            for token in random_tokens(1, model.room(30) - 1)[0]:
+            for token in random_tokens(1, model.room(30))[0]:
                 _, state = model.decode(token[None], state)
-            assert state[0] == C - 30
+            assert state[0] == C - 30 + 1
     assert state_size(state) == model.state_bytes()
 
 
@@ -347,7 +347,7 @@ def test_state_bytes_by_hand():
     }
     for (cell, attention), expected in sizes.items():
         assert build({"name": "seq2seq", "cell": cell, "attention": attention}).state_bytes() == expected
-    assert build({"name": "transformer"}).state_bytes() == L * 2 * C * E * 4  # as a gpt's cache
+    assert build({"name": "transformer"}).state_bytes() == L * 2 * (C + 1) * E * 4  # Assistant: in both
 
 
 # ---- gradients --------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ pass, state size, gradients everywhere), parametrised over MODELS; then each fam
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,7 @@ from helpers import SMALL, V, model_config, random_tokens, small_model, state_si
 from barkbench import evaluate
 from barkbench.models import MODELS, count_params
 from barkbench.models.parts import DecoderOnly
+from barkbench.models.protocol import Model
 from barkbench.models.recurrent.network import StepByStepRNN
 from barkbench.tasks import TASKS
 from barkbench.vocab import ASSISTANT, EOS, PAD
@@ -158,6 +161,52 @@ def test_models_train_a_step(name):
     # cross-check answer_loss against a direct computation
     direct = F.cross_entropy(logits.reshape(-1, V)[mask.reshape(-1)], y.reshape(-1)[mask.reshape(-1)])
     assert float(loss.detach()) == pytest.approx(float(direct.detach()), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_models_keep_the_protocol(name):
+    assert isinstance(small_model(name), Model)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_bytes_are_the_state_decode_carries(name):
+    """state_bytes() is the size of the state decoding carries once the model has read every token
+    it fits (context_length; a fixed 12 where there is no limit, read twice over: a state that
+    does not grow is the same size at any length)."""
+    model = small_model(name)
+    prompt = 5
+    with torch.no_grad():
+        _, state = model.prefill(random_tokens(1, prompt))
+        room = model.room(prompt)
+        sizes = []
+        for token in random_tokens(1, 24 if room is None else room, seed=1)[0]:
+            _, state = model.decode(token[None], state)
+            sizes.append(state_size(state))
+    assert sizes[-1] == model.state_bytes()
+    if room is None:
+        assert sizes[11] == sizes[-1]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradient_states_give_a_finite_norm_at_every_position(name):
+    """After a backward pass of the answer's loss, each line has one norm per position of x: finite
+    (NaN only where a line has no state, an encoder-decoder's other side), every position covered by
+    some line, and the answer's loss reaching back to the first prompt position."""
+    model = small_model(name)
+    x, start = random_tokens(1, 14), torch.tensor([PROMPT])
+    logits, read = model.gradient_states(x, start)
+    torch.testing.assert_close(logits, model.teacher_forcing(x, start), atol=1e-5, rtol=0)
+    y = random_tokens(1, 14, seed=1)
+    mask = torch.arange(14)[None] >= PROMPT - 1
+    evaluate.answer_loss(logits, y, mask).backward()
+    lines = read()
+    assert lines
+    for line, norms in lines.items():
+        assert norms.shape == (14,), line
+        assert not norms.isinf().any(), line
+    covered = torch.stack([norms.isfinite() for norms in lines.values()]).any(0)
+    assert covered.all()
+    assert max(float(norms[0]) for norms in lines.values() if math.isfinite(norms[0])) > 0
 
 
 def test_answer_mask_counts_answer_tokens_and_eos_only():

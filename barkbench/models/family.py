@@ -41,11 +41,7 @@ class ModelSection(Section):
 @dataclass(frozen=True)
 class Family:
     """Everything the rest of barkbench asks of a model family. Each family package makes one
-    per `model.name` it answers to.
-
-    The model it builds is a torch module that also has (barkbench/models/__init__.py):
-    teacher_forcing, prefill, decode, room, state_bytes, attention_layers, alignment_layers
-    and gradient_states.
+    per `model.name` it answers to. The model it builds keeps barkbench/models/protocol.py's Model.
     """
 
     config: type[ModelSection]  # its `model:` section: keys, defaults, limits
@@ -55,6 +51,9 @@ class Family:
     # (model config, vocabulary size) -> the same computation written the textbook way, the
     # baseline `make bench` measures the model against; None where there is none.
     reference: Callable | None = None
+    # (model config, vocabulary size) -> the same model, trained through its recurrence one token
+    # at a time as decoding runs it: what `make bench` measures a parallel training form against.
+    recurrence: Callable | None = None
 
 
 def attention_checks(width_key: str, multi_head: tuple[str, ...] | None, rope: Callable = lambda m: False) -> tuple:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from barkbench.models.attention import ATTENTION
+from barkbench.models.protocol import Defaults
 from barkbench.vocab import PAD
 
 
@@ -56,10 +57,10 @@ def feed_forward(cfg) -> nn.Sequential:
     )
 
 
-class DecoderOnly:
-    """The model protocol for a decoder-only model, from its `forward(tokens, state)`: it reads
-    the prompt and the answer as one sequence, so teacher forcing is one pass over it and
-    generation carries the state of that pass forward."""
+class DecoderOnly(Defaults):
+    """The model protocol (barkbench/models/protocol.py) for a decoder-only model, from its
+    `forward(tokens, state)`: it reads the prompt and the answer as one sequence, so teacher
+    forcing is one pass over it and generation carries the state of that pass forward."""
 
     def teacher_forcing(self, x: torch.Tensor, answer_start: torch.Tensor) -> torch.Tensor:
         return self(x)[0]
@@ -71,9 +72,6 @@ class DecoderOnly:
     def decode(self, token: torch.Tensor, state):
         logits, state = self(token[:, None], state)
         return logits[:, -1], state
-
-    def alignment_layers(self) -> list:
-        return []  # no encoder to align with
 
 
 def take(x: torch.Tensor, start: torch.Tensor, width: int, fill, end=None, dim: int = 1) -> torch.Tensor:
@@ -104,8 +102,8 @@ def on_x(values: torch.Tensor, answer_start: torch.Tensor, width: int, source: b
     return take(values, 1 - answer_start, width, fill, dim=dim)
 
 
-class EncoderDecoder:
-    """The model protocol for an encoder–decoder model, from its
+class EncoderDecoder(Defaults):
+    """The model protocol (barkbench/models/protocol.py) for an encoder–decoder model, from its
 
         encode(source [B, S], lengths) -> state   the decoder's starting state: everything it
                                                   needs of the source (lengths None: no pads)

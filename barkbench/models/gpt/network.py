@@ -101,9 +101,6 @@ class BarkGPT(Positions, DecoderOnly, nn.Module):
             new_caches.append(cache)
         return self.head(self.norm(x)), (past + tokens.shape[1], new_caches)
 
-    def room(self, prompt_length: int) -> int:
-        return self.context_length - prompt_length
-
     def state_bytes(self, length: int | None = None) -> int:
         """Bytes of key/value cache per sequence at `length` positions, context_length by default
         (none without attention)."""

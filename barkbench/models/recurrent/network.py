@@ -17,8 +17,6 @@ CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 class BarkRNN(DecoderOnly, nn.Module):
     """Its state is (the recurrent state, the attention's key/value cache or None)."""
 
-    context_length = None  # the recurrence reads any length
-
     def __init__(self, cfg, vocab_size: int):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, cfg.embedding_dim)
@@ -48,9 +46,6 @@ class BarkRNN(DecoderOnly, nn.Module):
             a, cache = self.attn(self.attn_norm(out), cache)
             out = out + a
         return self.head(self.norm(out)), (hidden, cache)
-
-    def room(self, prompt_length: int) -> None:
-        return None
 
     def state_bytes(self, length: int | None = None) -> int:
         """Bytes of state per sequence: one hidden vector per layer (two for an LSTM: h and c),

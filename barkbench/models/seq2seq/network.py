@@ -32,8 +32,6 @@ from barkbench.models.recurrent.network import CELLS, CORES
 class Seq2Seq(EncoderDecoder, nn.Module):
     """Its state is (the decoder's recurrent state, the attention's memory of the source or None)."""
 
-    context_length = None  # the recurrences read any length
-
     def __init__(self, cfg, vocab_size: int):
         super().__init__()
         E, H, states = cfg.embedding_dim, cfg.hidden_size, 2 if cfg.cell == "lstm" else 1
@@ -96,9 +94,6 @@ class Seq2Seq(EncoderDecoder, nn.Module):
         packed = nn.utils.rnn.pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, final = core(packed, state)
         return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=inputs.shape[1])[0], final
-
-    def room(self, prompt_length: int) -> None:
-        return None
 
     def state_bytes(self, length: int | None = None) -> int:
         """Bytes of state per sequence: the decoder's hidden vector per layer (two for an LSTM: h

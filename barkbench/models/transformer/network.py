@@ -109,15 +109,16 @@ class BarkTransformer(Positions, EncoderDecoder, nn.Module):
                 layer.weights = on_x(queries, answer_start, x.shape[1], source, 0.0, dim=3)
         return logits
 
-    def room(self, prompt_length: int) -> int:
-        return self.context_length - prompt_length
-
     def state_bytes(self, length: int | None = None) -> int:
-        """Bytes of state per sequence at `length` positions (default context_length) of source and
-        target together: a key and a value vector per position in every decoder block
-        (cross-attention's for the source, self-attention's for the target), as many as a GPT's cache."""
+        """Bytes of state per sequence once it has read `length` tokens (default context_length), as a
+        GPT's cache is counted: a key and a value vector per position in every decoder block
+        (cross-attention's for the source, self-attention's for the target), at length + 1
+        positions, because the target starts with the source's last token, Assistant:, and keeps it twice."""
         return cache_bytes(
-            len(self.decoder), length or self.context_length, self.tok.embedding_dim, self.head.weight.element_size()
+            len(self.decoder),
+            (length or self.context_length) + 1,
+            self.tok.embedding_dim,
+            self.head.weight.element_size(),
         )
 
     def attention_layers(self) -> list:
