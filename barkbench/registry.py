@@ -19,10 +19,11 @@ from barkbench.errors import BarkError
 
 class Registry(UserDict):
     """Registry("model", Family, {"rnn": ..., ...}): the entries by name, barkbench's own first,
-    then those of the plugins under the group barkbench.models, each checked to be a Family."""
+    then those of the plugins under the group barkbench.models, each checked to be a Family and
+    given to `adopt`, which returns the entry as barkbench keeps it."""
 
-    def __init__(self, section: str, kind: type, builtins: dict):
-        self.section, self.kind, self.builtins = section, kind, builtins
+    def __init__(self, section: str, kind: type, builtins: dict, adopt=lambda entry: entry):
+        self.section, self.kind, self.builtins, self.adopt = section, kind, builtins, adopt
         self.group = f"barkbench.{section}s"
         self._entries = None
 
@@ -52,7 +53,7 @@ class Registry(UserDict):
                     f"the plugins {package_of[point.name]} and {package} both register {self.section}.name "
                     f"{point.name!r}; uninstall one of them, or rename its entry point"
                 )
-            found[point.name], package_of[point.name] = self.load(point, package, where), package
+            found[point.name], package_of[point.name] = self.adopt(self.load(point, package, where)), package
         return found
 
     def load(self, point: metadata.EntryPoint, package: str, where: str):

@@ -203,6 +203,57 @@ def test_a_family_whose_config_has_no_name_is_refused(site):
         MODELS["mine"]
 
 
+# ---- a family whose model does not keep the protocol: said when its config is validated ----
+
+# A model with the rnn's network for everything but `decode`, and one whose build fails.
+HALF = """
+from barkbench.models.recurrent import RNN, RecurrentConfig
+from barkbench.plugins import Family
+
+class Config(RecurrentConfig):
+    name: str = "half"
+
+class NoDecode:
+    def __init__(self, model):
+        self.model = model
+        self.teacher_forcing, self.prefill = model.teacher_forcing, model.prefill
+        self.state_bytes, self.head = model.state_bytes, model.head
+
+def build(cfg, vocab_size):
+    return NoDecode(RNN.build(cfg.model_copy(update={"name": "rnn"}), vocab_size))
+
+def broken(cfg, vocab_size):
+    raise ValueError(f"no network for {cfg.hidden_size} units")
+
+FAMILY = Family(config=Config, build=build)
+BROKEN = Family(config=Config, build=broken)
+"""
+
+
+def test_required_is_what_the_protocol_asks_and_its_defaults_do_not_give():
+    from barkbench.models.protocol import REQUIRED, Defaults, Model
+
+    methods = [name for name, value in vars(Model).items() if callable(value) and not name.startswith("_")]
+    assert REQUIRED == tuple(name for name in methods if not hasattr(Defaults, name))
+
+
+def test_a_family_whose_model_lacks_a_method_the_protocol_requires_is_refused_at_validation(site, tmp_path):
+    models(site, "bark-half", {"half": "half:FAMILY", "broken": "half:BROKEN"}, half=HALF)
+    args = ("train", "--config", "baby", "--runs-dir", tmp_path / "runs")
+    result = cli(*args, "model.name=half")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: override 'model.name=half': model.name half: its model lacks decode, which the model protocol "
+        "requires (barkbench.plugins.Model); define it on NoDecode (barkbench.plugins.DecoderOnly gives "
+        "teacher_forcing, prefill and decode from forward(tokens, state))\n"
+    )
+    result = cli(*args, "model.name=broken", "model.hidden_size=7")
+    assert result.exit_code == 2
+    assert "model.name broken: building its model raised ValueError: no network for 7 units" in result.stderr
+    assert not (tmp_path / "runs").exists()
+    assert cli("validate", "--config", "baby").exit_code == 0  # the other families are not built
+
+
 # ---- a broken plugin leaves the commands that need no registry working ---------------------
 
 

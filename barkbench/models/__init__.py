@@ -11,7 +11,7 @@ models (parts.py's EncoderDecoder) `encode(source, lengths)` and `model(target, 
 from __future__ import annotations
 
 from barkbench.models import gpt, modern, recurrent, seq2seq, transformer
-from barkbench.models.family import Family
+from barkbench.models.family import Family, held_to_protocol
 from barkbench.registry import Registry
 
 BUILT_IN: dict[str, Family] = {
@@ -29,8 +29,9 @@ BUILT_IN: dict[str, Family] = {
     "mingru": modern.MINGRU,
     "minlstm": modern.MINLSTM,
 }
-# Those, then the plugins installed under the entry-point group barkbench.models (barkbench/registry.py)
-MODELS = Registry("model", Family, BUILT_IN)
+# Those, then the plugins installed under the entry-point group barkbench.models (barkbench/registry.py),
+# each held to the model protocol when a config of it is validated
+MODELS = Registry("model", Family, BUILT_IN, adopt=held_to_protocol)
 DEFAULT_MODEL = "gpt"  # what a config without a `model.name` gets
 
 

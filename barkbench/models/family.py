@@ -7,7 +7,7 @@ lives in its package's network.py, imported when a model is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from pydantic import Field, model_validator
@@ -54,6 +54,35 @@ class Family:
     # (model config, vocabulary size) -> the same model, trained through its recurrence one token
     # at a time as decoding runs it: what `make bench` measures a parallel training form against.
     recurrence: Callable | None = None
+
+
+def held_to_protocol(family: Family) -> Family:
+    """A plugin's family (barkbench/registry.py), with the check that the model it builds for a
+    config gives every method the model protocol requires. The check builds the model, so it
+    imports torch; a built-in family is held to the protocol by the contract tests instead, and
+    a config of one is validated without torch."""
+
+    def check(c):
+        import torch
+
+        from barkbench.models.protocol import REQUIRED
+
+        try:
+            with torch.random.fork_rng(devices=[]):  # the weights' draws leave the seeded streams alone
+                model = family.build(c.model, len(c.vocab))
+        except Exception as error:  # noqa: BLE001 - a plugin's failure, said as one sentence
+            return f"model.name {c.model.name}: building its model raised {type(error).__name__}: {' '.join(str(error).split())}"
+        if missing := [name for name in REQUIRED if not callable(getattr(model, name, None))]:
+            fix = f"define {'it' if len(missing) == 1 else 'them'} on {type(model).__name__}"
+            if set(missing) - {"state_bytes"}:
+                fix += " (barkbench.plugins.DecoderOnly gives teacher_forcing, prefill and decode from forward(tokens, state))"
+            return (
+                f"model.name {c.model.name}: its model lacks {', '.join(missing)}, which the model protocol "
+                f"requires (barkbench.plugins.Model); {fix}"
+            )
+        return None
+
+    return replace(family, checks=(*family.checks, (("model", "task"), check)))
 
 
 def attention_checks(width_key: str, multi_head: tuple[str, ...] | None, rope: Callable = lambda m: False) -> tuple:

@@ -52,6 +52,11 @@ class Model(Protocol):
         """The parameters that weight decay leaves alone."""
 
 
+# What a model must give itself, the methods of Model that Defaults does not give; a plugin's
+# family is held to it when its config is validated (barkbench/models/family.py's held_to_protocol).
+REQUIRED = ("teacher_forcing", "prefill", "decode", "state_bytes")
+
+
 class Defaults:
     """The half of the protocol a model need not give: mixed into nn.Module subclasses."""
 
