@@ -144,6 +144,10 @@ class RunConfig(Section):
             return schema().model_validate(obj, **options)
         return super().model_validate(obj, **options)
 
+    def __reduce__(self):
+        # pickled as its values: the class that schema() built is not found by its name
+        return RunConfig.model_validate, (self.model_dump(),)
+
     @field_validator("name")
     @classmethod
     def _plain_name(cls, name):

@@ -30,7 +30,12 @@ class Registry(UserDict):
     @property
     def data(self) -> dict:  # what UserDict reads and writes
         if self._entries is None:
-            self._entries = {**self.builtins, **self.plugins()}
+            self._entries = dict(self.builtins)  # what a plugin that reads the registry as it is imported sees
+            try:
+                self._entries.update(self.plugins())
+            except BarkError:
+                self._entries = None  # read again next time, and said again
+                raise
         return self._entries
 
     @data.setter

@@ -91,6 +91,24 @@ def test_barkbench_and_the_plugin_are_the_fresh_environments_own(env):
         assert path.startswith(str(python.parent.parent)) and "site-packages" in path, path
 
 
+def imported(env, *args) -> list[str]:
+    """Which of the plugin, torch and pydantic `barkbench ARGS` imports in the fresh environment."""
+    python, work, variables = env
+    code = (
+        "import sys\nfrom barkbench.cli import main\nsys.argv = ['barkbench', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+        "print('imported:', *[m for m in ('barkbench_window', 'torch', 'pydantic') if m in sys.modules])"
+    )
+    done = subprocess.run([python, "-c", code, *args], cwd=work, env=variables, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.rsplit("imported:", 1)[1].split()
+
+
+def test_the_plugin_costs_help_nothing_and_validating_a_built_in_config_no_torch(env):
+    assert imported(env, "--help") == []
+    assert imported(env, "validate", "--config", "baby") == ["barkbench_window", "pydantic"]  # its config: no torch
+
+
 def test_the_plugins_own_tests_pass_against_the_installed_package(env):
     python, work, variables = env
     tests = work.parent / "barkbench-window" / "tests"

@@ -11,6 +11,7 @@ installed package. (The example plugin installed with pip: tests/test_example_pl
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -105,6 +106,23 @@ def test_a_family_registered_after_the_config_module_is_imported_is_known(monkey
     monkeypatch.setitem(MODELS, "late", plugins.Family(config=Config, build=RNN.build))
     cfg = validate({"model": {"name": "late", "hidden_size": 5, "heads": 3}}, "config")  # heads: the rnn ignores it
     assert cfg.model.name == "late" and cfg.model.hidden_size == 5 and type(cfg.model) is Config
+
+
+def test_a_config_of_the_built_schema_pickles_as_its_values():
+    cfg = validate({"model": {"name": "lstm", "hidden_size": 7}, "task": {"name": "echo"}}, "config")
+    again = pickle.loads(pickle.dumps(cfg))
+    assert type(again) is type(cfg) and again == cfg and again.model.hidden_size == 7
+
+
+def test_a_plugin_that_reads_the_registry_as_it_is_imported_sees_the_built_ins(site):
+    code = """
+import dataclasses
+from barkbench.models import MODELS
+
+FAMILY = dataclasses.replace(MODELS["gpt"], checks=())  # the gpt without its checks
+"""
+    models(site, "bark-plug", {"lax_gpt": "plug:FAMILY"}, plug=code)
+    assert MODELS["lax_gpt"].config is MODELS["gpt"].config
 
 
 def test_an_installed_family_and_task_answer_to_their_entry_points_names(site, tmp_path):

@@ -266,7 +266,7 @@ def start_study(path: Path | Mapping, overrides: list[str], runs_dir: Path, say=
     study directory and study.yaml."""
     if isinstance(path, Mapping):
         spec, combos = plan(copy.deepcopy(dict(path)), "the compare config mapping", Path("."), overrides)
-        path = "a mapping"
+        path = "a mapping given to barkbench.compare()"
     else:
         spec, combos = plan(read_yaml(path), str(path), path.parent, overrides)
     for line in combination_notes(combos):
