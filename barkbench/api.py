@@ -152,19 +152,16 @@ class Study:
                     flat[val_name(key, self.results.get("bucket"))] = value
             rows.append(flat)
         columns = list(dict.fromkeys(column for row in rows for column in row))
-        first = {}  # a by-bucket figure -> where its first column is
+        # a figure's by-bucket columns side by side, where its first one is, in the buckets' order
+        start = {}
         for i, column in enumerate(columns):
-            if column in buckets:
-                first.setdefault(buckets[column][0], i)
+            start.setdefault(buckets.get(column, (column,))[0], i)
 
-        def place(item):
-            i, column = item
-            if column not in buckets:
-                return (i, 0)
-            figure, bucket = buckets[column]
-            return (first[figure], bucket_order(bucket))
+        def place(column):
+            figure, *bucket = buckets.get(column, (column,))
+            return start[figure], bucket_order(bucket[0]) if bucket else 0
 
-        ordered = [column for _, column in sorted(enumerate(columns), key=place)]
+        ordered = sorted(columns, key=place)
         return pandas.DataFrame(rows, columns=ordered)
 
 

@@ -95,6 +95,8 @@ def describe_errors(
             plain = PLAIN.get(e["type"])
             msg = plain.format(**e.get("ctx", {})) if plain else e["msg"][0].lower() + e["msg"][1:]
             said = [f"{key} {msg}, but it is {value!r}"]
+            if e["type"] == "union_tag_invalid":  # a name neither barkbench nor a plugin installed here has
+                said[0] += f"; a plugin's {key} is known once its package is installed here"
         for s in said:  # an override's key, or inside it, or a section's own check naming the key
             culprit = next(
                 (item for k, item in (blame or {}).items() if key == k or key.startswith(k + ".") or f"'{k}'" in s),
