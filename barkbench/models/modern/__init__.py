@@ -16,6 +16,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from barkbench.models.family import Family, ModelSection, attention_checks
+from barkbench.models.gpt import INIT, Init
 
 
 class ModernConfig(ModelSection):
@@ -23,6 +24,8 @@ class ModernConfig(ModelSection):
 
     name: str
     ffn: bool = Field(True, description="a feed-forward layer after each mixer; false: mixers only (zoology, Mamba)")
+    # The stack's start, as gpt's (barkbench/models/parts.py); each mixer then sets its paper's own.
+    init: Init = INIT
 
 
 class HeadsConfig(ModernConfig):

@@ -15,7 +15,7 @@ from barkbench.models.modern.linear_attention import LinearAttention
 from barkbench.models.modern.mamba import Mamba
 from barkbench.models.modern.minrnn import MinGRU, MinLSTM
 from barkbench.models.modern.mlstm import MLSTM
-from barkbench.models.parts import DecoderOnly, feed_forward, init_weights
+from barkbench.models.parts import DecoderOnly, feed_forward, initialise
 from barkbench.models.protocol import stepped_gradients
 
 MIXERS = {
@@ -61,7 +61,7 @@ class Modern(DecoderOnly, nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, MIXERS[mixer]) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.embedding_dim)
         self.head = nn.Linear(cfg.embedding_dim, vocab_size)
-        self.apply(init_weights)  # GPT-2's start for every linear layer and the embedding, then ...
+        initialise(self, cfg.init)  # the stack's start (GPT-2's by default, as gpt's), then ...
         for block in self.blocks:
             block.mixer.initialise()  # ... each paper's own, which init_weights must not overwrite
             block.mixer.stepwise = stepwise
