@@ -13,6 +13,7 @@ from helpers import SHORT, SMOKE, all_figures, cli, figures, meta, metrics, summ
 from barkbench.config import validate
 from barkbench.errors import Interrupted
 from barkbench.rundir import start_run
+from barkbench.study.report_file import stops
 from barkbench.train import train
 
 
@@ -108,3 +109,9 @@ def test_a_study_says_which_runs_stopped_early(tmp_path):
     where = f"step {stopped[0]}" if len(set(stopped)) == 1 else f"steps {stopped[0]} to {stopped[-1]}"
     assert f"{len(stopped)} of 4 runs stopped early, at {where}" in report
     assert f"| {stopped[0]} (stopped early) |" in report
+
+
+def test_a_study_with_stop_at_where_no_run_stopped_says_so():
+    runs = [{"steps": 15, "stopped_early": False}, {"steps": 15, "stopped_early": False}]
+    (said,) = [line for line in stops({"runs": runs, "stop_at": [0.99], "content": "values"}) if line]
+    assert said.startswith("No run stopped early: a run stops at its first evaluation whose validation accuracy of")

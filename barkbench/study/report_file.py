@@ -186,8 +186,11 @@ def stops(findings: dict) -> list[str]:
     if not findings["stop_at"]:
         return []
     at = " or ".join(map(str, findings["stop_at"]))
-    where = f"step {stopped[0]}" if len(set(stopped)) == 1 else f"steps {stopped[0]} to {stopped[-1]}"
-    said = f"{len(stopped)} of {len(rows)} runs stopped early, at {where}" if stopped else "No run stopped early"
+    if not stopped:
+        said = "No run stopped early"
+    else:
+        where = f"step {stopped[0]}" if len(set(stopped)) == 1 else f"steps {stopped[0]} to {stopped[-1]}"
+        said = f"{len(stopped)} of {len(rows)} runs stopped early, at {where}"
     return [
         "",
         f"{said}: a run stops at its first evaluation whose validation {CONTENT.said(findings['content'])} reaches "
