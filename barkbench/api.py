@@ -21,9 +21,9 @@ from pathlib import Path
 
 from barkbench import locate
 from barkbench.display import err
-from barkbench.errors import BarkError, Damaged, Interrupted, RunFailed
+from barkbench.errors import BarkError, Damaged, Interrupted, RunFailed, resumable
 from barkbench.figures import BY_BUCKET, EXACT_BY_BUCKET, FIGURES, split_name
-from barkbench.rundir import problems, read_json, read_jsonl, remedy, shown_status
+from barkbench.rundir import mend_command, problems, read_json, read_jsonl, remedy, shown_status
 from barkbench.yamlfile import read_yaml
 
 
@@ -251,7 +251,10 @@ def train(
     if start:
         say(f"resuming from step {start} of {cfg.train.steps}")
     content = task_of(cfg.task).content
-    with training_progress(cfg.name, cfg.train.steps, start or 0, content) as on_step:
+    with (
+        resumable("run", mend_command(run)),
+        training_progress(cfg.name, cfg.train.steps, start or 0, content) as on_step,
+    ):
         # a reader that goes away (`| head`) stops the run at a checkpoint, as Ctrl-C does
         summary = train_run(run, cfg, resume=start is not None, on_step=on_step, stop_requested=output_closed)
     if summary["stopped_early"]:
@@ -327,10 +330,11 @@ def compare(
         source = config if isinstance(config, Mapping) else locate.config_path(Path(config))
         directory = start_study(source, overrides, runs_dir, say)
     say(f"study directory: {directory}")
-    interrupted = run_study(directory, launch)
-    again = f"barkbench compare --resume {directory}" + (f" --launcher {launcher}" if launcher != "local" else "")
-    again += f" --address {address}" if address else ""
-    study = load_study(directory)
+    again = f"barkbench compare --resume {shlex.quote(str(directory))}"
+    again += (f" --launcher {launcher}" if launcher != "local" else "") + (f" --address {address}" if address else "")
+    with resumable("study", again):
+        interrupted = run_study(directory, launch)
+        study = load_study(directory)
     unfinished = [r for r in study.runs if r["status"] != "completed"]
     if interrupted:
         raise carrying(Interrupted(f"interrupted; resume with: {again}", interrupted), study)

@@ -60,11 +60,11 @@ def friendly(command):
             raise typer.Exit(130) from None
         except OSError as e:  # the machine's, not the user's: a full disk, a file taken away
             where = f": {e.filename}" if e.filename else ""
+            # where a run or study was under way, running `--config` again would start another
+            then = getattr(e, "resume", None) or "run the command again"
             err.print(
                 Text("error:", style="red"),
-                Text(
-                    f"{e.strerror or e}{where}; once that is fixed, run the command again (a run it was training resumes)"
-                ),
+                Text(f"{e.strerror or e}{where}; once that is fixed, {then}"),
                 highlight=False,
                 soft_wrap=True,
             )

@@ -14,6 +14,7 @@ import copy
 import functools
 import importlib.util
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
@@ -347,7 +348,7 @@ def load_config(config: str | Path | Mapping, overrides: list[str] = ()) -> RunC
     given = isinstance(config, Mapping)
     data, source = (copy.deepcopy(dict(config)), "the config mapping") if given else (read_yaml(config), str(config))
     if "models" in data and "model" not in data:
-        again = "barkbench.compare()" if given else f"barkbench compare --config {config}"
+        again = "barkbench.compare()" if given else f"barkbench compare --config {shlex.quote(str(config))}"
         named = source if given else f"'{source}'"
         raise BarkError(f"{named} is a compare config (it lists models:), not a training config; run it with: {again}")
     return validate(data, source, apply_overrides(data, list(overrides)), list(overrides))

@@ -7,6 +7,7 @@ the command line prints it on stderr, without a traceback, and exits with `exit_
 from __future__ import annotations
 
 import signal
+from contextlib import contextmanager
 
 
 class BarkError(Exception):
@@ -43,3 +44,16 @@ def exit_code(error: BarkError) -> int:
     if isinstance(error, Interrupted):
         return 128 + int(error.signum)
     return 1 if isinstance(error, RunFailed) else 2
+
+
+@contextmanager
+def resumable(what: str, command: str):
+    """Inside it, an OSError (a full disk, a file taken away: the machine's, not the user's) is
+    marked with the command that goes on with the work where it stopped, as `error.resume`
+    ("resume the run with: barkbench train --resume RUN"), for the command line to say: running
+    `train --config` or `compare --config` again would start a new run or study instead."""
+    try:
+        yield
+    except OSError as error:
+        error.resume = f"resume the {what} with: {command}"
+        raise

@@ -190,12 +190,13 @@ def test_a_full_disk_while_training_is_one_sentence_and_the_run_resumes_once_the
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     run = only_run(tmp_path / "runs")
-    assert error_line(result.stderr) == (
-        f"error: No space left on device: {run / 'metrics.jsonl'}; once that is fixed, run the command again "
-        "(a run it was training resumes)"
+    line = error_line(result.stderr)
+    assert line == (
+        f"error: No space left on device: {run / 'metrics.jsonl'}; once that is fixed, resume the run with: "
+        f"barkbench train --resume {run}"
     )
     assert meta(run)["status"] == "failed"
     monkeypatch.setattr(scalars, "append_metrics", real)  # room again
-    resumed = cli("train", "--resume", run)
+    resumed = cli(*command_in(line, "resume the run with: "))
     assert resumed.exit_code == 0, resumed.output
     assert [row["step"] for row in metrics(run)] == [6, 12, 18, 24, 30]

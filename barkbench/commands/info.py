@@ -30,14 +30,15 @@ def list_runs(
       barkbench runs runs/long-context-20261122-101500-3f2a
     """
     from barkbench.display import runs_table
-    from barkbench.rundir import find_runs, remedy, run_row
+    from barkbench.rundir import find_runs, remedy, run_row, runs_dir_option
 
     if not directory.is_dir():
         raise BarkError(f"'{directory}' is not a directory; give the folder that holds your runs (default: runs)")
     runs = find_runs(directory)
     rows = [run_row(run, directory) for run in runs]
     if not rows:
-        out.print(f"no runs in {directory}; start one with: barkbench train --config baby", highlight=False)
+        start = f"barkbench train --config baby{runs_dir_option(directory)}"  # a run this directory lists
+        out.print(f"no runs in {directory}; start one with: {start}", highlight=False, soft_wrap=True)
         return
     out.print(runs_table(rows))
     for run, row in zip(runs, rows):

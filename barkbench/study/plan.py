@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from itertools import product
 from pathlib import Path
@@ -119,7 +120,7 @@ def plan(data: dict, source: str, where: Path, overrides: list[str] = ()) -> tup
     if "models" not in data and {"model", "task", "train"} & set(data):
         raise BarkError(
             f"'{source}' is a training config (it has a model, task or train section, and no models: list); "
-            f"train it with: barkbench train --config {source}, or name it as base: in a compare config"
+            f"name it as base: in a compare config, or train it with: barkbench train --config {shlex.quote(source)}"
         )
     messages = []
     try:
@@ -275,7 +276,7 @@ def start_study(path: Path | Mapping, overrides: list[str], runs_dir: Path, say=
     header = (
         f"# The study as run: {path}, its base written inline with the overrides applied"
         + (f" (on the command line: {' '.join(overrides)})" if overrides else "")
-        + f".\n# Resume it with: barkbench compare --resume {study}\n"
+        + f".\n# Resume it with: barkbench compare --resume {shlex.quote(str(study))}\n"
     )
     write_atomic(study / "study.yaml", header + yaml.safe_dump(spec, sort_keys=False))
     return study
