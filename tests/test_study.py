@@ -116,6 +116,13 @@ def test_the_collapse_point_and_the_sentence_say_what_the_numbers_show():
     )
 
 
+@pytest.mark.parametrize(
+    "value, said", [(0.27, ", near chance (0.25)"), (0.21, ", near chance (0.25)"), (0.0, ", below chance (0.25)"), (0.5, "")]
+)
+def test_a_figure_far_below_chance_is_said_to_be_below_it_not_near_it(value, said):
+    assert sentences.near(value, 0.25) == said
+
+
 def test_a_model_below_the_threshold_everywhere_did_not_learn_rather_than_collapsed():
     rows = lstm_rows([[0.31, 0.30, 0.27, 0.26, 0.25], [0.29, 0.28, 0.26, 0.25, 0.25]], BUCKETS, failed=0)
     (line,) = findings.trace(rows, {r["name"]: set(BUCKETS) for r in rows}, TASKS["echo"])

@@ -9,7 +9,11 @@ from barkbench.study.findings import THRESHOLD, learned, seed_positions, shown, 
 
 
 def near(value: float, chance: float) -> str:
-    return f", near chance ({chance:.2f})" if value < chance + 0.05 else ""
+    """Where a figure sits against chance, if it is near it or below it (a few sequences of one
+    bucket can all be wrong: 0.00 is below chance, not near it)."""
+    if abs(value - chance) < 0.05:
+        return f", near chance ({chance:.2f})"
+    return f", below chance ({chance:.2f})" if value < chance else ""
 
 
 def describe(line: dict, task, protocol: dict | None, chance: float) -> str:
