@@ -85,7 +85,7 @@ def frontier(points: list[dict], path: Path, title: str, findings: dict) -> None
     fair comparison. A family whose state is a cache (it grows with the sequence) is dashed."""
     fig, panels = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     families = list(dict.fromkeys(p["model"] for p in points))
-    several = max(len(findings["models"][0]["seeds"]) if findings["models"] else 1, 1) > 1
+    several = any(len(line["seeds"]) > 1 for line in findings["models"])  # as collapse.png and report.md
     for i, family in enumerate(families):
         ps = [p for p in points if p["model"] == family]
         style = "--" if all(p["cache"] for p in ps) else "-"
