@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # files only: no display, and safe in worker processes an
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from barkbench.figures import BY_BUCKET, CONTENT, EXACT_BY_BUCKET, EXCESS, STOP, on_test  # noqa: E402
 from barkbench.rundir import read_jsonl  # noqa: E402
@@ -98,6 +99,11 @@ def frontier(points: list[dict], path: Path, title: str, findings: dict) -> None
                 panel.errorbar(x, m, yerr=s, fmt=style, marker="o", color=f"C{i % 10}", capsize=3, label=label)
     for panel, what in zip(panels, ("state carried per sequence (bytes, log scale)", "parameters (log scale)")):
         panel.set_xscale("log")
+        # ticks at 1, 2 and 5 of each decade, written out: the default labels of a log axis that
+        # spans less than two decades run into one another
+        panel.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+        panel.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        panel.xaxis.set_minor_formatter(NullFormatter())
         panel.axhline(
             findings["chance"], color="grey", linestyle="--", linewidth=1, label=f"chance ({findings['chance']:.2f})"
         )
@@ -121,7 +127,15 @@ def collapse(lines: list[dict], axis: list[str], path: Path, title: str, task, f
     against the bucket: one line per model, each with a marker of its own and drawn a little to
     the side of the others so that lines at the same values (all at 1.00) stay visible, the spread
     over seeds as a band, chance and the threshold marked, and the buckets no run trained on shaded."""
-    fig, panels = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
+    # a tall legend (mqar's 27 lines) gets the height it needs; beyond ten lines the colours would
+    # repeat, so a family keeps one colour and its settings are told apart by their markers
+    fig, panels = plt.subplots(1, 2, figsize=(14, max(5.0, 1.6 + 0.2 * len(lines))), sharey=True)
+    families = list(dict.fromkeys(line.get("model", line["name"]) for line in lines))
+    colour = (
+        {}
+        if len(lines) <= 10
+        else {line["name"]: f"C{families.index(line.get('model', line['name'])) % 10}" for line in lines}
+    )
     several = any(len(line["seeds"]) > 1 for line in lines)
     width = min(0.3, 0.06 * len(lines))  # the spread of the lines' sideways offsets, in buckets
     for panel, figure in zip(panels, (BY_BUCKET, EXACT_BY_BUCKET)):
@@ -137,6 +151,7 @@ def collapse(lines: list[dict], axis: list[str], path: Path, title: str, task, f
                 x,
                 mean,
                 marker=MARKERS[i % len(MARKERS)],
+                color=colour.get(line["name"]),
                 markersize=6,
                 alpha=0.85,
                 label=f"{line['name']} ({seeds} seed{'s' * (seeds > 1)})",
