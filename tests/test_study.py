@@ -117,7 +117,8 @@ def test_the_collapse_point_and_the_sentence_say_what_the_numbers_show():
 
 
 @pytest.mark.parametrize(
-    "value, said", [(0.27, ", near chance (0.25)"), (0.21, ", near chance (0.25)"), (0.0, ", below chance (0.25)"), (0.5, "")]
+    "value, said",
+    [(0.27, ", near chance (0.25)"), (0.21, ", near chance (0.25)"), (0.0, ", below chance (0.25)"), (0.5, "")],
 )
 def test_a_figure_far_below_chance_is_said_to_be_below_it_not_near_it(value, said):
     assert sentences.near(value, 0.25) == said
