@@ -130,12 +130,8 @@ def collapse(lines: list[dict], axis: list[str], path: Path, title: str, task, f
     # a tall legend (mqar's 27 lines) gets the height it needs; beyond ten lines the colours would
     # repeat, so a family keeps one colour and its settings are told apart by their markers
     fig, panels = plt.subplots(1, 2, figsize=(14, max(5.0, 1.6 + 0.2 * len(lines))), sharey=True)
-    families = list(dict.fromkeys(line.get("model", line["name"]) for line in lines))
-    colour = (
-        {}
-        if len(lines) <= 10
-        else {line["name"]: f"C{families.index(line.get('model', line['name'])) % 10}" for line in lines}
-    )
+    families = list(dict.fromkeys(line["model"] for line in lines))
+    by_family = len(lines) > 10
     several = any(len(line["seeds"]) > 1 for line in lines)
     width = min(0.3, 0.06 * len(lines))  # the spread of the lines' sideways offsets, in buckets
     for panel, figure in zip(panels, (BY_BUCKET, EXACT_BY_BUCKET)):
@@ -151,7 +147,7 @@ def collapse(lines: list[dict], axis: list[str], path: Path, title: str, task, f
                 x,
                 mean,
                 marker=MARKERS[i % len(MARKERS)],
-                color=colour.get(line["name"]),
+                color=f"C{families.index(line['model']) % 10}" if by_family else None,
                 markersize=6,
                 alpha=0.85,
                 label=f"{line['name']} ({seeds} seed{'s' * (seeds > 1)})",
