@@ -17,6 +17,7 @@ from helpers import PNG, SMALL, V, model_config, random_tokens, small_model, sta
 from barkbench.cli import app
 from barkbench.models import MODELS, count_params
 from barkbench.models.modern import deltanet, linear_attention, mamba, minrnn, mlstm
+from barkbench.models.modern.mixer import linear_scan
 from barkbench.models.protocol import Defaults
 from barkbench.trainer import build_optimizer
 from barkbench.vocab import PAD
@@ -207,7 +208,7 @@ def test_selective_scan_forms(T, selective, start):
         ours = tuple(p.expand(B, T, Dch, N) for p in (Bm, Cm))
     x0 = torch.zeros(B, Dch, N) if start == "empty" else randn(B, Dch, N, generator=r)
     state = None if start == "empty" else x0
-    y, final = mamba.chunked(state, u, delta, *ours, A=A, D=D)
+    y, final = mamba.scanned(state, u, delta, *ours, A=A, D=D)
     y_step, final_step = stepped(mamba.step, state, u, delta, *ours, dim=1, A=A, D=D)
     y_ref, final_ref = selective_scan_reference(u, delta, A, Bm, Cm, D, z, x0)
     close(y * F.silu(z), y_ref), close(y_step * F.silu(z), y_ref)
@@ -250,7 +251,7 @@ def test_min_rnn_forms(T, cell, start):
     state = None if start == "empty" else h0
     coefficients = minrnn.gru_coefficients if cell == "mingru" else minrnn.lstm_coefficients
     log_a, log_b = coefficients(*pre)
-    y, final = minrnn.chunked(state, log_a, log_b)
+    y, final = minrnn.scanned(state, log_a, log_b)
     y_step, final_step = stepped(minrnn.step, state, log_a, log_b, dim=1)
     reference = mingru_reference if cell == "mingru" else minlstm_reference
     y_ref, final_ref = reference(*pre, h0)
@@ -258,17 +259,51 @@ def test_min_rnn_forms(T, cell, start):
     close_states(final, final_ref), close_states(final_step, final_ref)
 
 
-def test_the_log_space_scan_holds_its_digits_over_a_long_sequence(monkeypatch):
-    """Chunk by chunk, log a* stays small enough for float32 to keep h's last digits: strong
-    forgetting (z near 1) over 2000 positions; one scan over the whole sequence loses them."""
+def test_the_linear_scan_holds_its_digits_over_a_long_sequence():
+    """Strong forgetting (z near 1) over 2000 positions, in float32: the scan in linear space keeps
+    h's digits (a <= 1, so no error grows), where the paper's log-space scan over the whole
+    sequence, exp(log a* + logcumsumexp(log b - log a*)), loses them as |log a*| grows."""
     r = gen(0)
     pre = [randn(1, 2000, 4, generator=r) + shift for shift in (0.0, 3.0)]  # z = sigmoid(3 +- 1)
     y_ref, _ = mingru_reference(*(p.double() for p in pre), torch.zeros(1, 4, dtype=torch.float64))
-    y, _ = minrnn.chunked(None, *minrnn.gru_coefficients(*pre))
+    log_a, log_b = minrnn.gru_coefficients(*pre)
+    y, _ = minrnn.scanned(None, log_a, log_b)
     close(y.double(), y_ref)
-    monkeypatch.setattr(minrnn, "CHUNK", 2000)
-    whole, _ = minrnn.chunked(None, *minrnn.gru_coefficients(*pre))
+    decay = log_a.cumsum(1)
+    whole = torch.exp(decay + torch.logcumsumexp(log_b - decay, 1))
     assert float(((whole.double() - y_ref) / y_ref).abs().max()) > 1e-4
+
+
+# ---- the scans' written-out backward passes are the gradients of their recurrences ---------------
+
+
+def double(*shapes, generator):
+    """Standard normal float64 leaves for gradcheck, of these shapes."""
+    return [torch.randn(*shape, generator=generator, dtype=torch.float64).requires_grad_() for shape in shapes]
+
+
+@pytest.mark.parametrize("start", ["empty", "carried"])
+def test_the_linear_scans_backward_is_its_gradient(start):
+    r = gen(1)
+    a, b, h0 = double((2, 6, 3, 2), (2, 6, 3, 2), (2, 3, 2), generator=r)
+    a = torch.sigmoid(a.detach()).requires_grad_()
+    inputs = (a, b, None if start == "empty" else h0)
+    assert torch.autograd.gradcheck(linear_scan, inputs)
+
+
+@pytest.mark.parametrize("selective", [True, False])
+@pytest.mark.parametrize("start", ["empty", "carried"])
+def test_the_selective_scans_backward_is_its_gradient(selective, start):
+    r = gen(2)
+    Dch, N, T = 3, 4, 5
+    shared = 1 if selective else Dch
+    u, raw_delta, A, Bm, Cm, h0 = double(
+        (2, T, Dch), (2, T, Dch), (Dch, N), (2, T, shared, N), (2, T, shared, N), (2, Dch, N), generator=r
+    )
+    delta = F.softplus(raw_delta.detach()).requires_grad_()
+    A = (-A.detach().exp()).requires_grad_()
+    inputs = (u, delta, A, Bm, Cm, None if start == "empty" else h0)
+    assert torch.autograd.gradcheck(mamba.SelectiveScan.apply, inputs)
 
 
 # ---- the model trained through its recurrence is the same model ----------------------------------

@@ -10,11 +10,14 @@ B_t, C_t [N] from x_t (shared by every channel); then y * SiLU(z) and an out-pro
 `selective: false` makes Delta, B and C learned constants per channel: the time-invariant S4D
 ablation of the paper's Table 1.
 
-Trained by a chunked scan: within a chunk of positions every h_t is found at once by
-Hillis-Steele doubling (log2 of the chunk's length steps, each composing the maps
-h -> a h + b with those 1, 2, 4, ... positions back); the last h of a chunk starts the next.
-Every product is of decays <= 1, so nothing overflows, whatever Delta and A become (the
-cumulative-sum shortcut, exp(L_t) cumsum(exp(-L_s) b_s), overflows once a chunk decays by e^88).
+Trained by a selective scan with its backward written out, as mamba_ssm's selective_scan_fn
+is (there a CUDA kernel; here a loop over positions outside autograd, which on a CPU is the
+faster: the state, channels x N numbers a position, makes every parallel form memory-bound).
+Forward, h_t and y_t position by position; backward, the same loop run backwards, with
+g_t = dL/dh_t = C_t dL/dy_t + exp(Delta_{t+1} A) g_{t+1}, from which every input's gradient at t
+follows from g_t, h_{t-1} and the inputs at t. Each h_t is kept for the backward; exp(Delta A)
+is found again there rather than kept, one position at a time. Every decay is <= 1, so nothing
+overflows, whatever Delta and A become.
 """
 
 from __future__ import annotations
@@ -28,39 +31,58 @@ from torch import nn
 from barkbench.models.modern.mixer import Mixer, ShortConv, dt_bias, run, zeros_like_state
 from barkbench.models.protocol import keep_out_of_decay
 
-# Positions per chunk. The scan's state, channels x N numbers a position (2048 at the defaults),
-# makes it memory-bound on a CPU: each doubling step costs more than the loop calls it saves.
-# Measured on this project's 2-core machine, one layer forward and backward at length 255:
-# chunks of 2, 4, 8, 16 took 0.4, 0.5, 0.65, 0.85 of the time of the one-token recurrence.
-# 4 keeps a real chunked scan (two doubling steps) at half the recurrence's time.
-CHUNK = 4
+
+class SelectiveScan(torch.autograd.Function):
+    """u, delta [batch, T, channels]; A [channels, N]; B, C [batch, T, 1 or channels, N] (1: one
+    B_t, C_t shared by every channel); h0 [batch, channels, N] or None. Returns
+    (y [batch, T, channels] without the D u term, the last h)."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, h0):
+        h = h0 if h0 is not None else u.new_zeros(u.shape[0], u.shape[2], A.shape[1])
+        states, y = [], []  # by position
+        for u_t, delta_t, B_t, C_t in zip(u.unbind(1), delta.unbind(1), B.unbind(1), C.unbind(1)):
+            h = torch.addcmul((delta_t * u_t)[..., None] * B_t, torch.exp(delta_t[..., None] * A), h)
+            states.append(h)
+            y.append((h * C_t).sum(-1))
+        ctx.save_for_backward(u, delta, A, B, C, h0)
+        ctx.states = states  # an intermediate: kept on ctx as it is, a list (stacking it costs a copy)
+        return torch.stack(y, 1), h.clone()
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_h):
+        u, delta, A, B, C, h0 = ctx.saved_tensors
+        states = ctx.states
+        shared = B.shape[2] == 1  # then B's and C's gradients sum over the channels
+
+        def per(x):
+            return x.sum(1, keepdim=True) if shared else x
+
+        grads = {"u": [], "delta": [], "B": [], "C": []}
+        grad_A = torch.zeros_like(A)
+        g = grad_h.clone()
+        for t in range(u.shape[1] - 1, -1, -1):
+            u_t, delta_t, B_t, C_t, dy = u[:, t], delta[:, t], B[:, t], C[:, t], grad_y[:, t, :, None]
+            g = torch.addcmul(g, dy, C_t)  # dL/dh_t
+            grads["C"].append(per(dy * states[t]))
+            before = states[t - 1] if t else h0 if h0 is not None else torch.zeros_like(g)
+            decay = torch.exp(delta_t[..., None] * A)
+            through_decay = g * before * decay  # dL/d(Delta_t A)
+            through_input = (g * B_t).sum(-1)  # dL/d(Delta_t u_t)
+            grads["delta"].append((through_decay * A).sum(-1) + through_input * u_t)
+            grads["u"].append(through_input * delta_t)
+            grad_A += (through_decay * delta_t[..., None]).sum(0)
+            grads["B"].append(per(g * (delta_t * u_t)[..., None]))
+            g = g * decay  # dL/dh_{t-1}, as far as h_t reaches
+        grad = {name: torch.stack(values[::-1], 1) for name, values in grads.items()}
+        return grad["u"], grad["delta"], grad_A, grad["B"], grad["C"], g if h0 is not None else None
 
 
-def scan(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The inclusive scan of the maps h -> a_t h + b_t along dim 1: (a_1..t's product, the h_t
-    that they make from h_0 = 0). Each doubling step composes every map with the one `shift`
-    positions back; the first `shift` have none and stay as they are."""
-    shift, length = 1, a.shape[1]
-    while shift < length:
-        (a_head, a_tail), (b_head, b_tail) = a.split([shift, length - shift], 1), b.split([shift, length - shift], 1)
-        a_back, b_back = a.narrow(1, 0, length - shift), b.narrow(1, 0, length - shift)
-        a, b = torch.cat([a_head, a_tail * a_back], 1), torch.cat([b_head, b_tail + a_tail * b_back], 1)
-        shift *= 2
-    return a, b
-
-
-def chunked(state, u, delta, B, C, *, A, D):
+def scanned(state, u, delta, B, C, *, A, D):
     """u, delta [batch, T, channels]; B, C [batch, T, 1 or channels, N]; A [channels, N];
     D [channels]; state h [batch, channels, N] or None."""
-    h = zeros_like_state(state, u, (u.shape[0], *A.shape))
-    outputs = []
-    # The chunks, in order: only h crosses from one to the next.
-    for u_c, delta_c, B_c, C_c in zip(*(x.split(CHUNK, 1) for x in (u, delta, B, C))):
-        decay, first = scan(torch.exp(delta_c[..., None] * A), (delta_c * u_c)[..., None] * B_c)
-        states = decay * h[:, None] + first
-        outputs.append((states * C_c).sum(-1))
-        h = states[:, -1]
-    return torch.cat(outputs, 1) + u * D, h
+    y, h = SelectiveScan.apply(u, delta, A, B, C, state)
+    return y + u * D, h
 
 
 def step(state, u, delta, B, C, *, A, D):
@@ -130,7 +152,7 @@ class Mamba(Mixer):
         else:
             delta = F.softplus(self.dt_bias).expand(batch, T, channels)
             B, C = (p.expand(batch, T, channels, self.N) for p in (self.B, self.C))
-        y, h = run(chunked, step, (u, delta, B, C), h, dim=1, A=-torch.exp(self.A_log), D=self.D)
+        y, h = run(scanned, step, (u, delta, B, C), h, dim=1, A=-torch.exp(self.A_log), D=self.D)
         return self.out_proj(y * F.silu(z)), (conv_state, h)
 
     def state_numel(self) -> int:

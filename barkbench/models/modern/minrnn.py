@@ -6,9 +6,11 @@ scan. With hidden_size H and h~_t = g(W x_t) (g keeps it positive, as the paper'
     minlstm   f_t, i_t = sigmoid(W_f x_t), sigmoid(W_i x_t), normalised to sum to 1
                                                      h_t = f'_t h_{t-1} + i'_t h~_t
 
-Both are h_t = a_t h_{t-1} + b_t with a, b > 0, trained by the paper's scan in log space,
-log h_t = log a*_t + logcumsumexp(log b - log a*)_t with a* the running product of a; here
-chunk by chunk, so that log a* stays small enough for float32 to hold its last digits.
+Both are h_t = a_t h_{t-1} + b_t with 0 < a < 1 and b > 0. The paper trains them by a parallel
+scan in log space (log h_t = log a*_t + logcumsumexp(log b - log a*)_t, a* the running product
+of a), which a GPU needs; here the gates are found in log space as the paper's are, and the
+recurrence itself runs as a linear scan (mixer.linear_scan): in linear space, where a <= 1
+keeps it stable over any length, and on a CPU some ten times faster than logcumsumexp.
 """
 
 from __future__ import annotations
@@ -17,9 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from barkbench.models.modern.mixer import Mixer, convolve, numel, run, short_conv
-
-CHUNK = 32  # positions per chunk: |log a*| grows with the chunk, and the scan's rounding with it
+from barkbench.models.modern.mixer import Mixer, convolve, linear_scan, numel, run, short_conv
 
 
 def log_g(x: torch.Tensor) -> torch.Tensor:
@@ -27,17 +27,10 @@ def log_g(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, (F.relu(x) + 0.5).log(), -F.softplus(-x))
 
 
-def chunked(state, log_a, log_b):
+def scanned(state, log_a, log_b):
     """h_t = a_t h_{t-1} + b_t over log_a, log_b [B, T, H]; state h [B, H] or None (zeros)."""
-    outputs, h = [], state
-    for log_a_c, log_b_c in zip(log_a.split(CHUNK, 1), log_b.split(CHUNK, 1)):  # in order: only h crosses
-        decay = log_a_c.cumsum(1)  # log of a's product since the chunk began
-        states = torch.exp(decay + torch.logcumsumexp(log_b_c - decay, 1))
-        if h is not None:
-            states = states + torch.exp(decay) * h[:, None]
-        outputs.append(states)
-        h = states[:, -1]
-    return torch.cat(outputs, 1), h
+    states = linear_scan(log_a.exp(), log_b.exp(), state)
+    return states, states[:, -1]
 
 
 def step(state, log_a, log_b):
@@ -80,7 +73,7 @@ class MinRNN(Mixer):
     def mix(self, x, state):
         conv_state, h = state or (None, None)
         pre, conv_state = convolve(self.conv, self.proj(x), conv_state)
-        states, h = run(chunked, step, self.coefficients(*pre.chunk(self.parts, -1)), h, dim=1)
+        states, h = run(scanned, step, self.coefficients(*pre.chunk(self.parts, -1)), h, dim=1)
         return self.out(states), (conv_state, h)
 
     def state_numel(self) -> int:

@@ -1,5 +1,5 @@
-"""What every modern mixer builds on: the Mixer base (one function in two forms), the short
-convolution, the per-head norm, chunking, and Mamba's start for a decay rate.
+"""What every modern mixer builds on: the Mixer base (one function in two forms), the linear
+scan, the short convolution, the per-head norm, chunking, and Mamba's start for a decay rate.
 
 A mixer maps [B, T, embedding_dim] to the same, causally, carrying a state of fixed size:
 
@@ -7,11 +7,14 @@ A mixer maps [B, T, embedding_dim] to the same, causally, carrying a state of fi
 
 Its module holds two forms of its recurrence, side by side:
     chunked(state, *inputs)  a whole sequence at once (training, prefill): matrix products within
-                             chunks of positions, a loop over chunks at most, none over positions
+                             chunks of positions, a loop over chunks at most, none over positions;
+                             or, for the elementwise recurrences (minGRU, minLSTM, Mamba), a scan
+                             whose backward is written out, so that autograd records one node for
+                             the sequence rather than several per position
     step(state, *inputs)     one position (decode): the recurrence as its paper writes it
 and `run` picks one. Both compute the same function (tests/test_modern.py); with `stepwise` set
 a mixer reads a sequence one token at a time, as decoding does, which is what `make bench`
-measures the chunked form against.
+measures the whole-sequence form against.
 """
 
 from __future__ import annotations
@@ -56,6 +59,44 @@ def run(chunked, step, inputs: tuple, state, dim: int, **constants):
         out, state = step(state, *(x.squeeze(dim) for x in inputs), **constants)
         return out.unsqueeze(dim), state
     return chunked(state, *inputs, **constants)
+
+
+class LinearScan(torch.autograd.Function):
+    """h_t = a_t h_{t-1} + b_t along dim 1 from h_0 (None: zeros), elementwise over the other
+    dims: every h_t. The loop over positions runs outside autograd, and its backward is the same
+    loop run backwards: dL/db_t = g_t = dL/dh_t + a_{t+1} g_{t+1}, dL/da_t = g_t h_{t-1}. On a
+    CPU a parallel scan of so small a state costs more than this loop (its doubling steps, or
+    logcumsumexp, whose backward alone took half of a minGRU's training step)."""
+
+    @staticmethod
+    def forward(ctx, a, b, h0):
+        states = torch.empty_like(b)
+        h = h0
+        for t in range(b.shape[1]):
+            h = b[:, t] if h is None else torch.addcmul(b[:, t], a[:, t], h)
+            states[:, t] = h
+        ctx.save_for_backward(a, states, h0)
+        return states
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, states, h0 = ctx.saved_tensors
+        g, grad_b = grad[:, -1], torch.empty_like(grad)
+        grad_b[:, -1] = g
+        for t in range(grad.shape[1] - 2, -1, -1):
+            g = torch.addcmul(grad[:, t], a[:, t + 1], g)
+            grad_b[:, t] = g
+        before = states.roll(1, 1)  # h_{t-1} at t; at t = 0, h_0
+        if h0 is None:
+            before[:, 0] = 0
+        else:
+            before[:, 0] = h0
+        return grad_b * before, grad_b, None if h0 is None else a[:, 0] * grad_b[:, 0]
+
+
+def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
+    """Every h_t of h_t = a_t h_{t-1} + b_t along dim 1 (see LinearScan)."""
+    return LinearScan.apply(a, b, h0)
 
 
 def chunks(x: torch.Tensor, size: int, fill: float = 0.0) -> torch.Tensor:
