@@ -35,11 +35,13 @@ from barkbench.models.protocol import keep_out_of_decay
 class SelectiveScan(torch.autograd.Function):
     """u, delta [batch, T, channels]; A [channels, N]; B, C [batch, T, 1 or channels, N] (1: one
     B_t, C_t shared by every channel); h0 [batch, channels, N] or None. Returns
-    (y [batch, T, channels] without the D u term, the last h)."""
+    (y [batch, T, channels] without the D u term, the last h). Not mixer.linear_scan over
+    exp(Delta A) and Delta B u: those, and their gradients, would each be a [batch, T, channels,
+    N] tensor, which measured slower than finding them here one position at a time."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, h0):
-        h = h0 if h0 is not None else u.new_zeros(u.shape[0], u.shape[2], A.shape[1])
+        h = zeros_like_state(h0, u, (u.shape[0], *A.shape))
         states, y = [], []  # by position
         for u_t, delta_t, B_t, C_t in zip(u.unbind(1), delta.unbind(1), B.unbind(1), C.unbind(1)):
             h = torch.addcmul((delta_t * u_t)[..., None] * B_t, torch.exp(delta_t[..., None] * A), h)
@@ -65,7 +67,7 @@ class SelectiveScan(torch.autograd.Function):
             u_t, delta_t, B_t, C_t, dy = u[:, t], delta[:, t], B[:, t], C[:, t], grad_y[:, t, :, None]
             g = torch.addcmul(g, dy, C_t)  # dL/dh_t
             grads["C"].append(per(dy * states[t]))
-            before = states[t - 1] if t else h0 if h0 is not None else torch.zeros_like(g)
+            before = states[t - 1] if t else zeros_like_state(h0, g, g.shape)
             decay = torch.exp(delta_t[..., None] * A)
             through_decay = g * before * decay  # dL/d(Delta_t A)
             through_input = (g * B_t).sum(-1)  # dL/d(Delta_t u_t)

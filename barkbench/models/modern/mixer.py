@@ -86,11 +86,7 @@ class LinearScan(torch.autograd.Function):
         for t in range(grad.shape[1] - 2, -1, -1):
             g = torch.addcmul(grad[:, t], a[:, t + 1], g)
             grad_b[:, t] = g
-        before = states.roll(1, 1)  # h_{t-1} at t; at t = 0, h_0
-        if h0 is None:
-            before[:, 0] = 0
-        else:
-            before[:, 0] = h0
+        before = torch.cat([zeros_like_state(h0, states, states[:, 0].shape)[:, None], states[:, :-1]], 1)  # h_{t-1}
         return grad_b * before, grad_b, None if h0 is None else a[:, 0] * grad_b[:, 0]
 
 
