@@ -17,7 +17,7 @@ from helpers import PNG, SMALL, V, model_config, random_tokens, small_model, sta
 from barkbench.cli import app
 from barkbench.models import MODELS, count_params
 from barkbench.models.modern import deltanet, linear_attention, mamba, minrnn, mlstm
-from barkbench.models.modern.mixer import linear_scan
+from barkbench.models.modern.mixer import ShortConv, linear_scan
 from barkbench.models.protocol import Defaults
 from barkbench.trainer import build_optimizer
 from barkbench.vocab import PAD
@@ -470,6 +470,24 @@ def test_keys_change_the_network_and_keep_its_state_exact(name, keys):
     if keys == {"ffn": False}:
         assert all(block.ffn is None for block in model.blocks)
         assert count_params(model) < count_params(small_model(name))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("kernel", [1, 4])
+def test_the_short_convolution_is_torchs_causal_depthwise_conv(bias, kernel):
+    """Our sum of shifted slices equals nn.Conv1d (groups = channels) over the inputs left-padded
+    by the carried ones, forward and in every gradient; its state is the last kernel - 1 inputs."""
+    r = gen(kernel)
+    conv = ShortConv(6, kernel, bias=bias)
+    x, past = randn(2, 9, 6, generator=r).requires_grad_(), randn(2, kernel - 1, 6, generator=r)
+    y, state = conv(x, past)
+    y_ref = conv.conv(torch.cat([past, x], 1).transpose(1, 2)).transpose(1, 2)
+    close(y, y_ref), close(state, torch.cat([past, x], 1)[:, 9:])
+    grad = randn(*y.shape, generator=r)
+    ours = torch.autograd.grad(y, [x, *conv.parameters()], grad)
+    theirs = torch.autograd.grad(y_ref, [x, *conv.parameters()], grad)
+    for a, b in zip(ours, theirs):
+        close(a, b)
 
 
 def test_short_conv_defaults():
