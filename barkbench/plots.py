@@ -99,10 +99,11 @@ def frontier(points: list[dict], path: Path, title: str, findings: dict) -> None
                 panel.errorbar(x, m, yerr=s, fmt=style, marker="o", color=f"C{i % 10}", capsize=3, label=label)
     for panel, what in zip(panels, ("state carried per sequence (bytes, log scale)", "parameters (log scale)")):
         panel.set_xscale("log")
-        # ticks at 1, 2 and 5 of each decade, written out: the default labels of a log axis that
-        # spans less than two decades run into one another
+        # ticks at 1, 2 and 5 of each decade, written short (20k, not 20,000): the default labels
+        # of a log axis that spans less than two decades run into one another, and written-out
+        # ones do over three decades
         panel.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
-        panel.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        panel.xaxis.set_major_formatter(FuncFormatter(lambda v, _: short_number(v)))
         panel.xaxis.set_minor_formatter(NullFormatter())
         panel.axhline(
             findings["chance"], color="grey", linestyle="--", linewidth=1, label=f"chance ({findings['chance']:.2f})"
@@ -117,6 +118,14 @@ def frontier(points: list[dict], path: Path, title: str, findings: dict) -> None
     panels[1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     fig.suptitle(f"{title}: the recall-memory frontier")
     save(fig, path)
+
+
+def short_number(v: float) -> str:
+    """An axis tick as a reader takes it in at a glance: 500, 2k, 50k, 1M."""
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if v >= scale:
+            return f"{v / scale:g}{unit}"
+    return f"{v:g}"
 
 
 MARKERS = "osD^v<>Ph*X"  # one per line: lines that lie on one another stay told apart

@@ -229,6 +229,24 @@ def test_the_frontier_says_std_over_seeds_when_any_line_has_two_seeds_not_only_t
     assert ylabels(drawn["frontier.png"]) == ["test accuracy of the answer's barks"]
 
 
+def test_the_frontiers_tick_labels_over_three_decades_of_state_stay_apart(monkeypatch, tmp_path):
+    """From a GRU's 256 bytes to a cache of 256 KB (induction's span), each tick written short."""
+    drawn = keep_figures(monkeypatch)
+    lines = [frontier_line("gru", f"gru-hidden_size{h}", 4 * h, 4 * h, 0.9) for h in (64, 128)]
+    lines += [frontier_line("gpt", f"gpt-embedding_dim{e}", 4 * e, 4096 * e, 1.0) for e in (16, 64)]
+    for line in lines:
+        line["seeds"] = [0]
+    study = {"models": lines, "chance": 0.25, "content": "barks"}
+    plots.frontier(findings.frontier(lines), tmp_path / "frontier.png", "study", study)
+    fig = drawn["frontier.png"]
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticklabels() if t.get_text() and t.get_visible()]
+    inside = [t for t in ticks if fig.axes[0].get_xlim()[0] <= t.get_position()[0] <= fig.axes[0].get_xlim()[1]]
+    assert {"500", "1k", "20k", "100k"} <= {t.get_text() for t in inside}
+    boxes = sorted((t.get_window_extent() for t in inside), key=lambda box: box.x0)
+    assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:]))
+
+
 # ---- curves.png --------------------------------------------------------------------------------
 
 
