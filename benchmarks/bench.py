@@ -10,11 +10,14 @@ measured in the same run.
 3. The families with a parallel training form (the modern recurrences): training tokens/s at
    sequence length 256 on 2 threads against the same model trained through its recurrence,
    one token at a time (target: >= 5x), and against gpt at the same width.
+4. The tanh RNN's and the GRU's scans (barkbench/models/recurrent/scan.py, what BarkRNN trains
+   with on a CPU) against PyTorch's own nn.RNN and nn.GRU with the same weights: forward and
+   backward of one layer on 1 thread, at the shapes of long_context's gap 256 and of mqar.
 
 Rounds of each pair are interleaved and the median kept, so drift in the machine's speed
 hits both sides alike. Results go to the terminal and to runs/bench.json.
 
-    python benchmarks/bench.py [training] [generation] [recurrence]   # default: all three
+    python benchmarks/bench.py [training] [generation] [recurrence] [scans]   # default: all four
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from barkbench.display import out
 from barkbench.evaluate import answer_batch, answer_loss
 from barkbench.locate import SHIPPED
 from barkbench.models import MODELS, build_model, count_params
+from barkbench.models.recurrent.scan import recur
 from barkbench.sample import generate
 from barkbench.tasks import make_splits
 from barkbench.vocab import EOS, PAD, SPEAK_PROMPT, encode
@@ -40,7 +44,7 @@ from barkbench.vocab import EOS, PAD, SPEAK_PROMPT, encode
 CONFIG = SHIPPED / "echo_gpt.yaml"
 ROUNDS, STEPS_PER_ROUND, WARMUP = 7, 20, 3
 TRAIN_TARGET, GENERATION_TARGET = 1.1, 5.0
-PARTS = ("training", "generation", "recurrence")
+PARTS = ("training", "generation", "recurrence", "scans")
 # Part 3: echo sequences of exactly 2 x 8 + 236 + 4 = 256 tokens, 2 threads, fewer and shorter
 # rounds (a recurrence read one token at a time takes seconds a step).
 LONG = ["task.message_length=8", "task.min_gap=236", "task.max_gap=236"]
@@ -223,14 +227,56 @@ def recurrence(results: dict) -> None:
     out.print(table)
 
 
+# Part 4: (batch, positions, input width, hidden size) of one recurrent layer in the studies that train them
+SCAN_SHAPES = {"long_context, gap 256": (32, 267, 32, 64), "mqar": (64, 27, 32, 64)}
+SCAN_ROUNDS, SCAN_STEPS = 15, 5
+
+
+def scans(results: dict) -> None:
+    """Part 4: each scan against the torch module it replaces, forward and backward, 1 thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    table = Table(title="barkbench: one recurrent layer's forward and backward, the scan against torch's module (CPU)")
+    for col in ("core", "shape", "scan ms", "torch ms", "speed-up"):
+        table.add_column(col, justify="right")
+    for core in (torch.nn.RNN, torch.nn.GRU):
+        for shape_name, (batch, positions, width, hidden) in SCAN_SHAPES.items():
+            module = core(width, hidden, batch_first=True)
+            x = torch.randn(batch, positions, width, requires_grad=True)
+
+            def rate(forward):
+                began = time.perf_counter()
+                for _ in range(SCAN_STEPS):
+                    forward()[0].sum().backward()
+                return SCAN_STEPS / (time.perf_counter() - began)
+
+            ours, theirs = interleaved(
+                lambda: rate(lambda: recur(module, x)),  # noqa: B023
+                lambda: rate(lambda: module(x)),  # noqa: B023
+                rounds=SCAN_ROUNDS,
+            )
+            name = core.__name__
+            results["scans"][f"{name} {shape_name}"] = {
+                "shape": [batch, positions, width, hidden],
+                "scan_ms": 1e3 / ours,
+                "torch_ms": 1e3 / theirs,
+                "ratio": ours / theirs,
+            }
+            table.add_row(name, shape_name, f"{1e3 / ours:.2f}", f"{1e3 / theirs:.2f}", f"{ours / theirs:.2f}x")
+    torch.set_num_threads(threads)
+    out.print(table)
+
+
 def main(parts=PARTS) -> None:
     torch.manual_seed(0)
     results: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__}
-    results |= {"training": {}, "generation": [], "recurrence": {}}
+    results |= {"training": {}, "generation": [], "recurrence": {}, "scans": {}}
     if "training" in parts or "generation" in parts:
         training_and_generation(results, parts)
     if "recurrence" in parts:
         recurrence(results)
+    if "scans" in parts:
+        scans(results)
     Path("runs").mkdir(exist_ok=True)
     Path("runs/bench.json").write_text(json.dumps(results, indent=2) + "\n")
     out.print("wrote runs/bench.json")

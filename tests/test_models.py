@@ -14,6 +14,7 @@ from barkbench import evaluate
 from barkbench.models import MODELS, count_params
 from barkbench.models.parts import DecoderOnly
 from barkbench.models.protocol import Model
+from barkbench.models.recurrent import scan
 from barkbench.models.recurrent.network import StepByStepRNN
 from barkbench.tasks import TASKS
 from barkbench.vocab import ASSISTANT, EOS, PAD
@@ -329,6 +330,57 @@ def test_fused_recurrence_equals_the_step_by_step_reference(name, layers):
     torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
     last = [s[0] if isinstance(s, tuple) else s for s in state]  # each layer's final h
     torch.testing.assert_close(torch.stack(last), hidden[0] if isinstance(hidden, tuple) else hidden, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("core", [torch.nn.RNN, torch.nn.GRU])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("start", [False, True])
+def test_the_scans_compute_what_the_torch_module_computes(core, layers, start):
+    """scan.recur with a module's weights gives its outputs, its final state and every gradient
+    (of the input, the weights and the starting state), in float64 to rounding."""
+    module = core(5, 7, num_layers=layers, batch_first=True).double()
+    x = torch.randn(3, 11, 5, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(layers, 3, 7, dtype=torch.float64, requires_grad=True) if start else None
+    leaves = [x, *module.parameters(), *([h0] if start else [])]
+    results = []
+    for run in (module, lambda x, h: scan.recur(module, x, h)):
+        out, final = run(x, h0)
+        loss = out.pow(2).sum() + (final * final.cos()).sum()  # both reach the loss, unevenly
+        results.append((out, final, torch.autograd.grad(loss, leaves)))
+    (out, final, grads), (theirs, their_final, their_grads) = results
+    torch.testing.assert_close(theirs, out, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(their_final, final, atol=1e-12, rtol=1e-12)
+    for mine, reference in zip(their_grads, grads):
+        torch.testing.assert_close(mine, reference, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("core", [torch.nn.RNN, torch.nn.GRU])
+def test_the_scans_drop_out_between_layers_as_the_module_does(core):
+    """In training, with dropout 1 between two layers the second reads zeros, in the module and in
+    the scans alike (and not at evaluation): so the scans drop out where the module does."""
+    module = core(5, 7, num_layers=2, batch_first=True, dropout=1.0).train()
+    x = torch.randn(3, 6, 5)
+    torch.testing.assert_close(scan.recur(module, x)[0], module(x)[0])
+    assert not torch.allclose(scan.recur(module.eval(), x)[0], scan.recur(module.train(), x)[0])
+
+
+@pytest.mark.parametrize("name", ["TanhScan", "GRUScan"])
+@pytest.mark.parametrize("T", [1, 4])
+def test_the_scans_backward_is_their_gradient(name, T):
+    B, H = 2, 3
+    gates = 3 if name == "GRUScan" else 1
+    shapes = [(T, B, gates * H), (B, H), (gates * H, H)] + ([(gates * H,)] if name == "GRUScan" else [])
+    torch.manual_seed(0)
+    inputs = [torch.randn(*shape, dtype=torch.float64, requires_grad=True) for shape in shapes]
+    assert torch.autograd.gradcheck(getattr(scan, name).apply, inputs)
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+def test_an_lstm_runs_on_torchs_kernel_and_the_others_by_scan(name):
+    """The LSTM keeps oneDNN's fused kernel, faster on a CPU than a scan; the tanh RNN and the
+    GRU are scanned (and on CUDA every core runs on cuDNN: scan.scanned is False there)."""
+    model = small_model(name)
+    assert scan.scanned(model.core, torch.zeros(1)) == (name != "lstm")
 
 
 @pytest.mark.parametrize("bias", [1.0, 0.0, 2.5])

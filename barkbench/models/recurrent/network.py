@@ -1,7 +1,9 @@
 """BarkRNN: embedding, a recurrent core (tanh RNN, LSTM or GRU), optionally causal attention
 over the recurrent states (the bridge to the transformer), layer norm, linear head; and
 StepByStepRNN, the same recurrence as a Python loop of cells, the baseline `make bench`
-measures PyTorch's fused layers against."""
+measures the fused recurrences against. The core is PyTorch's module, which holds the weights;
+on a CPU the tanh RNN's and the GRU's recurrence runs by scan.py's scans, the LSTM's by the
+module's fused kernel."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import torch
 from torch import nn
 
 from barkbench.models.parts import DecoderOnly, build_attention, cache_bytes
+from barkbench.models.recurrent.scan import recur
 
 CORES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
@@ -41,7 +44,7 @@ class BarkRNN(DecoderOnly, nn.Module):
 
     def forward(self, tokens, state=None):
         hidden, cache = state or (None, None)
-        out, hidden = self.core(self.embed(tokens), hidden)
+        out, hidden = recur(self.core, self.embed(tokens), hidden)
         if self.attn is not None:
             a, cache = self.attn(self.attn_norm(out), cache)
             out = out + a
