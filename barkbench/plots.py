@@ -263,34 +263,55 @@ def grouped_bars(lines: list[dict], figures: dict[str, str], path: Path, title: 
     save(fig, path)
 
 
+CURVE_COLUMNS = 6  # models side by side in a study's curves.png; more go on to further rows
+
+
 def study_curves(study: Path, rows: list[dict], path: Path, title: str, content: str) -> None:
-    """curves.png of a study: one column per model, validation loss above and accuracy below against
-    step, on one scale per row; every run of the model drawn, a colour per value of the swept and
-    tuned keys together, a line style per seed, an x where a run stopped early (train.stop_at)."""
+    """curves.png of a study: a panel pair per model, validation loss above and accuracy below
+    against step, CURVE_COLUMNS models to a row (so that a study of many models stays a picture one
+    can read), every loss panel on one scale and every accuracy panel on another; every run of the
+    model drawn, a colour per value of the swept and tuned keys together, a line style per seed,
+    an x where a run stopped early (train.stop_at)."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
-    fig, axes = plt.subplots(
-        2, len(labels), figsize=(4 * len(labels) + 1, 7), squeeze=False, sharex="col", sharey="row"
-    )
+    columns = min(len(labels), CURVE_COLUMNS)
+    pairs = -(-len(labels) // columns)  # rows of panel pairs
+    fig, axes = plt.subplots(2 * pairs, columns, figsize=(4 * columns + 1, 7 * pairs), squeeze=False)
+    places = [
+        (axes[2 * (i // columns)][i % columns], axes[2 * (i // columns) + 1][i % columns])
+        for i in range(pairs * columns)
+    ]
+    panels = places[: len(labels)]
+    for loss, accuracy in places[len(labels) :]:  # the empty places of the last row
+        loss.set_visible(False)
+        accuracy.set_visible(False)
+    for loss, accuracy in panels:
+        accuracy.sharex(loss)
+        if loss is not panels[0][0]:
+            loss.sharey(panels[0][0])
+            accuracy.sharey(panels[0][1])
     styles = ["-", "--", ":", "-."]
-    for col, label in enumerate(labels):
+    for i, (label, (loss, accuracy)) in enumerate(zip(labels, panels)):
         members = [r for r in rows if r["label"] == label and r["run"]]
         settings = list(dict.fromkeys(key_of({**r["sweep"], **r["tune"]}) for r in members))
         seeds = sorted({r["seed"] for r in members})
         for r in members:
             metrics = read_jsonl(study / r["run"] / "metrics.jsonl")
-            steps, accuracy = [m["step"] for m in metrics], [m.get(CONTENT.name) for m in metrics]
+            steps, figures = [m["step"] for m in metrics], [m.get(CONTENT.name) for m in metrics]
             colour = f"C{settings.index(key_of({**r['sweep'], **r['tune']})) % 10}"
             style = styles[seeds.index(r["seed"]) % len(styles)]
             name = ", ".join([f"seed {r['seed']}", *short({**r["sweep"], **r["tune"]})])
-            axes[0][col].plot(steps, [m["val_loss"] for m in metrics], style, color=colour, alpha=0.8, label=name)
-            axes[1][col].plot(steps, accuracy, style, color=colour, alpha=0.8)
+            loss.plot(steps, [m["val_loss"] for m in metrics], style, color=colour, alpha=0.8, label=name)
+            accuracy.plot(steps, figures, style, color=colour, alpha=0.8)
             if r.get("stopped_early") and steps:
-                axes[1][col].plot(steps[-1], accuracy[-1], "x", color=colour, markersize=8)
-        axes[0][col].set(title=label, ylabel="validation loss (nats per answer token)" if col == 0 else "")
-        axes[1][col].set(xlabel="training step", ylim=(0, 1.05))
-        axes[1][col].set_ylabel(f"validation {CONTENT.said(content)}" if col == 0 else "")
+                accuracy.plot(steps[-1], figures[-1], "x", color=colour, markersize=8)
+        first = i % columns == 0
+        loss.set(title=label, ylabel="validation loss (nats per answer token)" if first else "")
+        accuracy.set(xlabel="training step", ylim=(0, 1.05))
+        accuracy.set_ylabel(f"validation {CONTENT.said(content)}" if first else "")
+        for panel in (loss, accuracy):  # the shared scale is read off the row's first panel
+            panel.tick_params(labelleft=first)
         if 0 < len(members) <= 12:
-            axes[0][col].legend(fontsize="x-small")
+            loss.legend(fontsize="x-small")
     stopped = "; x: stopped early" if any(r.get("stopped_early") for r in rows) else ""
     fig.suptitle(
         f"{title}: every run's validation curves\n(colour: the swept and tuned values; line style: seed{stopped})"

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from test_study import frontier_line, study_config  # noqa: E402
 
 from barkbench import inspection_plots, plots  # noqa: E402
+from barkbench.figures import CONTENT  # noqa: E402
 from barkbench.study import findings, outputs, plan, report_file  # noqa: E402
 from barkbench.tasks import TASKS  # noqa: E402
 
@@ -133,10 +134,12 @@ def drawn_lines(ax, start: str) -> dict[str, object]:
 
 
 def loss_and_accuracy_rows(fig: Figure) -> tuple[list, list]:
-    """curves.png's panels: the loss row and the accuracy row, each left to right."""
+    """curves.png's panels: the loss panels and the accuracy panels (loss above accuracy, a pair per
+    model, row by row), each in reading order."""
     rows = {0: [], 1: []}
     for ax in fig.axes:
-        rows[ax.get_subplotspec().rowspan.start].append(ax)
+        if ax.get_visible():
+            rows[ax.get_subplotspec().rowspan.start % 2].append(ax)
     return rows[0], rows[1]
 
 
@@ -293,6 +296,28 @@ def test_study_curves_loss_panels_share_one_y_scale(two_seeds):
     highest = [max(max(line.get_ydata()) for line in drawn_lines(ax, "seed ").values()) for ax in loss_row]
     assert highest == [3.0, 30.0, 300.0]
     assert len({ax.get_ylim() for ax in loss_row}) == 1 and loss_row[0].get_ylim()[1] >= 300.0
+    assert len({ax.get_ylim() for ax in accuracy_row}) == 1
+
+
+def test_study_curves_of_many_models_wrap_into_rows_on_one_scale_each(tmp_path, monkeypatch):
+    """mqar's 27 models in one row made a picture 13,000 pixels wide: past CURVE_COLUMNS models the
+    panel pairs go on to further rows, and every loss panel keeps one scale, every accuracy panel another."""
+    drawn = keep_figures(monkeypatch)
+    models = plots.CURVE_COLUMNS + 2
+    rows = []
+    for i in range(models):
+        run = tmp_path / f"m{i}"
+        run.mkdir()
+        metrics = [{"step": s, "val_loss": 10.0**i / s, CONTENT.name: s / 300} for s in (100, 200, 300)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+        rows.append({"label": f"model{i}", "run": run.name, "sweep": {}, "tune": {}, "seed": 0})
+    plots.study_curves(tmp_path, rows, tmp_path / "curves.png", "many", "barks")
+    fig = drawn["curves.png"]
+    loss_row, accuracy_row = loss_and_accuracy_rows(fig)
+    assert [ax.get_title() for ax in loss_row] == [f"model{i}" for i in range(models)]
+    assert fig.get_size_inches()[0] <= 4 * plots.CURVE_COLUMNS + 1
+    assert {ax.get_subplotspec().rowspan.start for ax in loss_row} == {0, 2}  # two rows of pairs
+    assert len({ax.get_ylim() for ax in loss_row}) == 1 and loss_row[0].get_ylim()[1] >= 10.0 ** (models - 1) / 100
     assert len({ax.get_ylim() for ax in accuracy_row}) == 1
 
 
