@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # files only: no display, and safe in worker processes an
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from barkbench.figures import BY_BUCKET, CONTENT, EXACT_BY_BUCKET, EXCESS, STOP, on_test  # noqa: E402
@@ -22,7 +23,14 @@ SHOWN_DPI = 120
 
 
 def save(fig, path: Path) -> None:
-    fig.tight_layout()
+    """Lay the figure out and write it. tight_layout leaves a suptitle out of its reckoning, which
+    in a tall figure lets the first panels' titles run into it: they are kept below a band as tall
+    as its lines."""
+    title, top = fig.get_suptitle(), 1.0
+    if title:
+        size = FontProperties(size=plt.rcParams["figure.titlesize"]).get_size_in_points()  # suptitle's default
+        top = 1 - (title.count("\n") + 1) * size * 1.25 / 72 / fig.get_figheight()  # a band of its lines, in inches
+    fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path, dpi=SHOWN_DPI)
     plt.close(fig)
 
@@ -305,9 +313,9 @@ def study_curves(study: Path, rows: list[dict], path: Path, title: str, content:
             if r.get("stopped_early") and steps:
                 accuracy.plot(steps[-1], figures[-1], "x", color=colour, markersize=8)
         first = i % columns == 0
-        loss.set(title=label, ylabel="validation loss (nats per answer token)" if first else "")
+        loss.set(title=label, ylabel="validation loss\n(nats per answer token)" if first else "")
         accuracy.set(xlabel="training step", ylim=(0, 1.05))
-        accuracy.set_ylabel(f"validation {CONTENT.said(content)}" if first else "")
+        accuracy.set_ylabel(f"validation\n{CONTENT.said(content)}" if first else "")
         for panel in (loss, accuracy):  # the shared scale is read off the row's first panel
             panel.tick_params(labelleft=first)
         if 0 < len(members) <= 12:
