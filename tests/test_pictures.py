@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from test_study import frontier_line, study_config  # noqa: E402
@@ -303,7 +304,7 @@ def test_study_curves_of_many_models_wrap_into_rows_on_one_scale_each(tmp_path, 
     """mqar's 27 models in one row made a picture 13,000 pixels wide: past CURVE_COLUMNS models the
     panel pairs go on to further rows, and every loss panel keeps one scale, every accuracy panel another."""
     drawn = keep_figures(monkeypatch)
-    models = plots.CURVE_COLUMNS + 2
+    models = 4 * plots.CURVE_COLUMNS + 3  # as many as mqar's
     rows = []
     for i in range(models):
         run = tmp_path / f"m{i}"
@@ -316,9 +317,13 @@ def test_study_curves_of_many_models_wrap_into_rows_on_one_scale_each(tmp_path, 
     loss_row, accuracy_row = loss_and_accuracy_rows(fig)
     assert [ax.get_title() for ax in loss_row] == [f"model{i}" for i in range(models)]
     assert fig.get_size_inches()[0] <= 4 * plots.CURVE_COLUMNS + 1
-    assert {ax.get_subplotspec().rowspan.start for ax in loss_row} == {0, 2}  # two rows of pairs
+    assert {ax.get_subplotspec().rowspan.start for ax in loss_row} == {0, 2, 4, 6, 8}  # five rows of pairs
     assert len({ax.get_ylim() for ax in loss_row}) == 1 and loss_row[0].get_ylim()[1] >= 10.0 ** (models - 1) / 100
     assert len({ax.get_ylim() for ax in accuracy_row}) == 1
+    # the title above them all clears the first row's titles (tight_layout alone let them run into it)
+    renderer = FigureCanvasAgg(fig).get_renderer()  # as savefig would draw it
+    title = next(t for t in fig.texts if t.get_text() == fig.get_suptitle())
+    assert title.get_window_extent(renderer).y0 > max(ax.title.get_window_extent(renderer).y1 for ax in loss_row)
 
 
 # ---- collapse.png ------------------------------------------------------------------------------
