@@ -50,12 +50,19 @@ def run_study(root: Path, study: str, runs_dir: Path, overrides: list[str]) -> t
 
 
 def collapse_points(results: dict) -> dict[str, str]:
-    """Each line's collapse point and its seeds' ("never" where it holds), by line name."""
+    """Each line's collapse point and its seeds', by line name: "never" where it holds to the last
+    bucket, "did not learn" where it never reached the threshold (results.json says so since c8807db;
+    before it, such a line's collapse point was its first bucket)."""
+
+    def said(point, learned: bool) -> str:
+        return point or "never" if learned else "did not learn"
+
     points = {}
     for line in results["models"]:
         if "seed_collapse" in line:
-            seeds = sorted({p or "never" for p in line["seed_collapse"].values()})
-            points[line["name"]] = f"{line['collapse'] or 'never'} (seeds: {', '.join(seeds)})"
+            learned = line.get("seed_learned", {})
+            seeds = sorted({said(p, learned.get(s, True)) for s, p in line["seed_collapse"].items()})
+            points[line["name"]] = f"{said(line['collapse'], line.get('learned', True))} (seeds: {', '.join(seeds)})"
     return points
 
 
