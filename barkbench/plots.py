@@ -22,14 +22,17 @@ from barkbench.study.findings import bucket_axis, key_of, short  # noqa: E402
 SHOWN_DPI = 120
 
 
+SUPTITLE_Y = 0.98  # where matplotlib puts the top of a suptitle, as a share of the figure's height
+
+
 def save(fig, path: Path) -> None:
     """Lay the figure out and write it. tight_layout leaves a suptitle out of its reckoning, which
-    in a tall figure lets the first panels' titles run into it: they are kept below a band as tall
-    as its lines."""
+    in a tall figure lets the first panels' titles run into it: they are kept below it, its lines
+    measured in inches down from where it starts."""
     title, top = fig.get_suptitle(), 1.0
     if title:
         size = FontProperties(size=plt.rcParams["figure.titlesize"]).get_size_in_points()  # suptitle's default
-        top = 1 - (title.count("\n") + 1) * size * 1.25 / 72 / fig.get_figheight()  # a band of its lines, in inches
+        top = SUPTITLE_Y - (title.count("\n") + 1) * size * 1.25 / 72 / fig.get_figheight()
     fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path, dpi=SHOWN_DPI)
     plt.close(fig)
