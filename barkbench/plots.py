@@ -17,7 +17,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 
 from barkbench.figures import BY_BUCKET, CONTENT, EXACT_BY_BUCKET, EXCESS, STOP, on_test  # noqa: E402
 from barkbench.rundir import read_jsonl  # noqa: E402
-from barkbench.study.findings import bucket_axis, key_of, short  # noqa: E402
+from barkbench.study.findings import bucket_axis, key_of, short, sweep_cell  # noqa: E402
 
 SHOWN_DPI = 120
 
@@ -94,20 +94,25 @@ def frontier(points: list[dict], path: Path, title: str, findings: dict) -> None
     """frontier.png: test accuracy of the answer's content against the state each model carries per
     sequence (log scale), one line per model family through its settings in order of state, the
     spread over seeds as error bars; beside it the same against parameters, the other half of a
-    fair comparison. A family whose state is a cache (it grows with the sequence) is dashed."""
+    fair comparison. A family whose state is a cache (it grows with the sequence) is dashed. In a
+    study that sweeps a setting, a family has a line per sweep cell (a marker each), never one
+    across cells: a swept task setting is not a capacity of the model."""
     fig, panels = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     families = list(dict.fromkeys(p["model"] for p in points))
+    cells = list(dict.fromkeys(sweep_cell(p) for p in points))
     several = any(len(line["seeds"]) > 1 for line in findings["models"])  # as collapse.png and report.md
     for i, family in enumerate(families):
-        ps = [p for p in points if p["model"] == family]
-        style = "--" if all(p["cache"] for p in ps) else "-"
-        mean, std = [p["accuracy"]["mean"] for p in ps], [p["accuracy"]["std"] for p in ps]
-        label = family + " (a cache: grows with the sequence)" * (style == "--")
-        for panel, key in zip(panels, ("state_bytes", "params")):
-            at = [(p[key], m, s) for p, m, s in zip(ps, mean, std) if p[key]]
-            if at:
-                x, m, s = zip(*sorted(at))
-                panel.errorbar(x, m, yerr=s, fmt=style, marker="o", color=f"C{i % 10}", capsize=3, label=label)
+        cache = all(p["cache"] for p in points if p["model"] == family)
+        for j, where in enumerate(cells):
+            ps = [p for p in points if p["model"] == family and sweep_cell(p) == where]
+            mean, std = [p["accuracy"]["mean"] for p in ps], [p["accuracy"]["std"] for p in ps]
+            label = family + f" at {where}" * bool(where) + " (a cache: grows with the sequence)" * cache
+            for panel, key in zip(panels, ("state_bytes", "params")):
+                at = [(p[key], m, s) for p, m, s in zip(ps, mean, std) if p[key]]
+                if at:
+                    x, m, s = zip(*sorted(at))
+                    style = dict(fmt="--" if cache else "-", marker=MARKERS[j % len(MARKERS)], color=f"C{i % 10}")
+                    panel.errorbar(x, m, yerr=s, capsize=3, label=label, **style)
     for panel, what in zip(panels, ("state carried per sequence (bytes, log scale)", "parameters (log scale)")):
         panel.set_xscale("log")
         # ticks at 1, 2 and 5 of each decade, written short (20k, not 20,000): the default labels

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from test_study import frontier_line, study_config  # noqa: E402
+from test_study import frontier_line, memory_map_lines, study_config  # noqa: E402
 
 from barkbench import inspection_plots, plots  # noqa: E402
 from barkbench.figures import CONTENT  # noqa: E402
@@ -231,6 +231,26 @@ def test_the_frontier_says_std_over_seeds_when_any_line_has_two_seeds_not_only_t
         line["seeds"] = [0]
     plots.frontier(findings.frontier(lines), tmp_path / "frontier.png", "study", study)
     assert ylabels(drawn["frontier.png"]) == ["test accuracy of the answer's barks"]
+
+
+def test_the_frontier_draws_a_line_per_family_and_swept_cell_never_across_cells(monkeypatch, tmp_path):
+    """memory_map's rnn holds 256 bytes at every message length: joined across cells its points made
+    a vertical line through three tasks. Each family now has a line per cell, a marker each."""
+    drawn = keep_figures(monkeypatch)
+    lines = memory_map_lines()
+    study = {"models": lines, "chance": 0.25, "content": "barks"}
+    plots.frontier(findings.frontier(lines), tmp_path / "frontier.png", "study", study)
+    state_panel = drawn["frontier.png"].axes[0]
+    drawn_lines = {bars.get_label(): bars.lines[0] for bars in state_panel.containers}  # errorbars: line, caps, bars
+    assert set(drawn_lines) == {
+        f"{m} at message_length={n}" + " (a cache: grows with the sequence)" * (m == "gpt")
+        for m in ("rnn", "lstm", "gru", "gpt")
+        for n in (2, 4)
+    }
+    for line in drawn_lines.values():
+        assert len(line.get_xdata()) == 1  # one point a cell here: nothing joins two tasks
+    markers = {label: line.get_marker() for label, line in drawn_lines.items()}
+    assert markers["rnn at message_length=2"] != markers["rnn at message_length=4"]
 
 
 def test_the_frontiers_tick_labels_over_three_decades_of_state_stay_apart(monkeypatch, tmp_path):

@@ -627,12 +627,14 @@ def test_jobs_beyond_what_the_cores_can_train_are_capped_with_a_line(tmp_path, w
 # ---- the recall-memory frontier -------------------------------------------------------------
 
 
-def frontier_line(model: str, label: str, state: int, at_length: int, accuracy: float, std: float = 0.0) -> dict:
+def frontier_line(
+    model: str, label: str, state: int, at_length: int, accuracy: float, std: float = 0.0, sweep: dict | None = None
+) -> dict:
     return {
         "model": model,
         "label": label,
         "name": label,
-        "sweep": {},
+        "sweep": sweep or {},
         "params": {"mean": 100.0, "std": 0.0},
         "state_bytes": {"mean": state, "std": 0.0},
         "sequence_state_bytes": {"mean": at_length, "std": 0.0},
@@ -656,6 +658,38 @@ def test_the_frontier_is_a_point_per_line_by_family_then_state_at_the_longest_se
     said = sentences.frontier_said(points, "values")
     assert "gpt 1.00 with 4 KB of cache" in said and "gru 0.22 ± 0.01 with 64 bytes and 0.25 with 256 bytes" in said
     assert "With about" not in said  # one fixed-state family: nothing to set side by side
+
+
+MEMORY_MAP_CELLS = [  # (model, state, cache at the longest sequence, accuracy at message_length 2, at 4)
+    ("rnn", 256, 256, 0.58, 0.31),
+    ("lstm", 512, 512, 0.95, 0.84),
+    ("gru", 256, 256, 0.97, 0.98),
+    ("gpt", 294912, 270336, 0.79, 0.77),
+]
+
+
+def memory_map_lines() -> list[dict]:
+    """memory_map's lines: a line per model and swept message length (the GPT's cache longer at 4)."""
+    lines = []
+    for model, state, cache, *accuracies in MEMORY_MAP_CELLS:
+        for i, (length, accuracy) in enumerate(zip((2, 4), accuracies)):
+            sweep = {"task.message_length": length}
+            at_length = cache + 4096 * i if cache != state else state  # a cache grows with the message
+            line = frontier_line(model, f"{model} message_length={length}", state, at_length, accuracy, 0.0, sweep)
+            lines.append({**line, "seeds": [0]})
+    return lines
+
+
+def test_a_frontier_over_a_swept_task_setting_keeps_each_cell_apart():
+    """memory_map sweeps the message's length, not a model's capacity: the frontier names the cell
+    of every point, and sets families side by side within one cell, never one cell's rnn beside
+    another's gru."""
+    said = sentences.frontier_said(findings.frontier(memory_map_lines()), "barks")
+    assert "rnn 0.58 with 256 bytes at message_length=2 and 0.31 with 256 bytes at message_length=4" in said
+    assert said.endswith(
+        "At message_length=2, with about 256 bytes of state per sequence, gru reaches 0.97, lstm reaches 0.95, "
+        "rnn reaches 0.58; gpt 0.79, with a cache of 264 KB."
+    )
 
 
 def test_a_study_over_three_state_sizes_draws_its_frontier(tmp_path, write_config):

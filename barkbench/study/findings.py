@@ -174,6 +174,13 @@ def frontier(lines: list[dict]) -> list[dict]:
     return sorted(points, key=lambda p: (families.index(p["model"]), p["state_bytes"]))
 
 
+def sweep_cell(point: dict) -> str:
+    """The sweep cell a frontier point was measured in, as a reader sees it ("message_length=4"),
+    or "" in a study that sweeps nothing. A family's line on the frontier runs through its
+    capacity settings within one cell: a swept task setting is not a capacity of the model."""
+    return ", ".join(short(point["settings"]))
+
+
 def merged(runs: list[dict], key: str) -> dict[str, float]:
     """One seed's {bucket: value} over the line's cells (a bucket two cells measure: their mean)."""
     values: dict[str, list[float]] = {}

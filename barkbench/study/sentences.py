@@ -5,7 +5,7 @@ indistinguishable, not ranked."""
 
 from __future__ import annotations
 
-from barkbench.study.findings import THRESHOLD, learned, seed_positions, shown, where
+from barkbench.study.findings import THRESHOLD, learned, seed_positions, shown, sweep_cell, where
 
 
 def near(value: float, chance: float) -> str:
@@ -164,14 +164,19 @@ def spread_said(s: dict) -> str:
 
 def frontier_said(points: list[dict], content: str) -> str:
     """What frontier.png shows: each family's test accuracy at each state it was given, in order of
-    state; then, at the state size where most fixed-state families meet (within a factor of two),
-    their accuracies side by side, with each attention family's best beside them and its cache."""
+    state (and the sweep cell of each, in a study that sweeps one); then, within one cell, at the
+    state size where most fixed-state families meet (within a factor of two), their accuracies
+    side by side, with each attention family's best in that cell beside them and its cache."""
     families: dict[str, list[dict]] = {}
     for p in points:
         families.setdefault(p["model"], []).append(p)
+
+    def at(p: dict) -> str:
+        return f" at {sweep_cell(p)}" if sweep_cell(p) else ""
+
     clauses = []
     for model, ps in families.items():
-        each = [f"{spread_said(p['accuracy'])} with {size(p['state_bytes'])}" for p in ps]
+        each = [f"{spread_said(p['accuracy'])} with {size(p['state_bytes'])}{at(p)}" for p in ps]
         kind = " of cache" if all(p["cache"] for p in ps) else ""
         clauses.append(f"{model} {', '.join(each[:-1]) + ' and ' * (len(each) > 1) + each[-1]}{kind}")
     text = (
@@ -180,10 +185,11 @@ def frontier_said(points: list[dict], content: str) -> str:
     )
     fixed = [p for p in points if not p["cache"]]
     best: dict[str, dict] = {}
-    for p in fixed:  # the families with a point within a factor of two of p's state, each its nearest
+    for p in fixed:  # the families with a point in p's cell within a factor of two of p's state, each its nearest
         near: dict[str, dict] = {}
         for q in fixed:
-            if max(q["state_bytes"], p["state_bytes"]) <= 2 * min(q["state_bytes"], p["state_bytes"]):
+            close = max(q["state_bytes"], p["state_bytes"]) <= 2 * min(q["state_bytes"], p["state_bytes"])
+            if close and sweep_cell(q) == sweep_cell(p):
                 if q["model"] not in near or abs(q["state_bytes"] - p["state_bytes"]) < abs(
                     near[q["model"]]["state_bytes"] - p["state_bytes"]
                 ):
@@ -192,11 +198,15 @@ def frontier_said(points: list[dict], content: str) -> str:
     if len(best) >= 2:
         around = sorted(q["state_bytes"] for q in best.values())[len(best) // 2]
         ranked = sorted(best.values(), key=lambda q: -q["accuracy"]["mean"])
-        text += f" With about {size(around)} of state per sequence, " + ", ".join(
+        measured = sweep_cell(ranked[0])
+        lead = f"At {measured}, with" if measured else "With"
+        text += f" {lead} about {size(around)} of state per sequence, " + ", ".join(
             f"{q['model']} reaches {spread_said(q['accuracy'])}" for q in ranked
         )
         caches = [
-            max(ps, key=lambda q: q["accuracy"]["mean"]) for ps in families.values() if all(q["cache"] for q in ps)
+            max((q for q in ps if sweep_cell(q) == measured), key=lambda q: q["accuracy"]["mean"])
+            for ps in families.values()
+            if all(q["cache"] for q in ps) and any(sweep_cell(q) == measured for q in ps)
         ]
         text += "".join(
             f"; {q['model']} {spread_said(q['accuracy'])}, with a cache of {size(q['state_bytes'])}" for q in caches
