@@ -375,12 +375,25 @@ def test_the_scans_backward_is_their_gradient(name, T):
     assert torch.autograd.gradcheck(getattr(scan, name).apply, inputs)
 
 
+@pytest.mark.parametrize("core", [torch.nn.RNN, torch.nn.GRU])
+@pytest.mark.parametrize("T", [1, 5])
+def test_a_second_derivative_through_a_scan_is_refused_not_wrong(core, T):
+    """The backward passes write with out=, which autograd does not record: a graph of them would
+    hold constants where the module's has functions (at T=1 it gave a second derivative off by 2.4)."""
+    module = core(5, 7, batch_first=True)
+    x = torch.randn(3, T, 5, requires_grad=True)
+    (first,) = torch.autograd.grad(scan.recur(module, x)[0].sum(), x)  # the first derivative is there
+    assert first.shape == x.shape
+    with pytest.raises(NotImplementedError, match="no second derivative"):
+        torch.autograd.grad(scan.recur(module, x)[0].sum(), x, create_graph=True)
+
+
 @pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
 def test_an_lstm_runs_on_torchs_kernel_and_the_others_by_scan(name):
     """The LSTM keeps oneDNN's fused kernel, faster on a CPU than a scan; the tanh RNN and the
     GRU are scanned (and on CUDA every core runs on cuDNN: scan.scanned is False there)."""
     model = small_model(name)
-    assert scan.scanned(model.core, torch.zeros(1)) == (name != "lstm")
+    assert scan.scanned(model.core, torch.zeros(1, 2, SMALL["embedding_dim"])) == (name != "lstm")
 
 
 @pytest.mark.parametrize("bias", [1.0, 0.0, 2.5])

@@ -692,6 +692,21 @@ def test_a_frontier_over_a_swept_task_setting_keeps_each_cell_apart():
     )
 
 
+def test_a_swept_model_setting_is_a_capacity_the_frontier_runs_through():
+    """Sweeping model.hidden_size is how one builds a frontier: its values are a family's line, set
+    side by side with the others at matched state, with no cell named."""
+    lines = [
+        {**frontier_line(m, f"{m} hidden_size={h}", b, b, a, 0.0, {"model.hidden_size": h}), "seeds": [0]}
+        for m, h, b, a in (("rnn", 16, 64, 0.3), ("rnn", 32, 128, 0.5), ("lstm", 16, 128, 0.6), ("lstm", 32, 256, 0.9))
+    ]
+    said = sentences.frontier_said(findings.frontier(lines), "barks")
+    assert "rnn 0.30 with 64 bytes and 0.50 with 128 bytes; lstm 0.60 with 128 bytes and 0.90 with 256 bytes" in said
+    assert (
+        "hidden_size" not in said
+        and "With about 128 bytes of state per sequence, lstm reaches 0.60, rnn reaches 0.50" in said
+    )
+
+
 def test_a_study_over_three_state_sizes_draws_its_frontier(tmp_path, write_config):
     models = [{"name": "rnn", "hidden_size": h} for h in (4, 8, 16)] + [{"name": "gpt"}]
     study = start(write_config, tmp_path, study_config(seeds=[0], models=models))

@@ -175,10 +175,12 @@ def frontier(lines: list[dict]) -> list[dict]:
 
 
 def sweep_cell(point: dict) -> str:
-    """The sweep cell a frontier point was measured in, as a reader sees it ("message_length=4"),
-    or "" in a study that sweeps nothing. A family's line on the frontier runs through its
-    capacity settings within one cell: a swept task setting is not a capacity of the model."""
-    return ", ".join(short(point["settings"]))
+    """The cell of the study's swept settings that are not the model's a frontier point was measured
+    in, as a reader sees it ("message_length=4"), or "" where it sweeps none. A family's line on the
+    frontier runs through its capacity settings (its entries, a swept `model.` key) within one cell:
+    a swept task setting is not a capacity of the model."""
+    task = {k: v for k, v in point["settings"].items() if not all(p.startswith("model.") for p in k.split(","))}
+    return ", ".join(short(task))
 
 
 def merged(runs: list[dict], key: str) -> dict[str, float]:

@@ -164,9 +164,10 @@ def spread_said(s: dict) -> str:
 
 def frontier_said(points: list[dict], content: str) -> str:
     """What frontier.png shows: each family's test accuracy at each state it was given, in order of
-    state (and the sweep cell of each, in a study that sweeps one); then, within one cell, at the
-    state size where most fixed-state families meet (within a factor of two), their accuracies
-    side by side, with each attention family's best in that cell beside them and its cache."""
+    state (and the sweep cell of each, in a study that sweeps a task setting); then, within one
+    cell, at the state size where most fixed-state families meet (within a factor of two), each of
+    them at its point nearest that size, side by side, with each attention family's best in that
+    cell beside them and its cache."""
     families: dict[str, list[dict]] = {}
     for p in points:
         families.setdefault(p["model"], []).append(p)
@@ -197,8 +198,16 @@ def frontier_said(points: list[dict], content: str) -> str:
         best = near if len(near) > len(best) else best
     if len(best) >= 2:
         around = sorted(q["state_bytes"] for q in best.values())[len(best) // 2]
+        measured = sweep_cell(next(iter(best.values())))
+        # each of those families at its point nearest that size, in the cell
+        best = {
+            model: min(
+                (q for q in fixed if q["model"] == model and sweep_cell(q) == measured),
+                key=lambda q: abs(q["state_bytes"] - around),
+            )
+            for model in best
+        }
         ranked = sorted(best.values(), key=lambda q: -q["accuracy"]["mean"])
-        measured = sweep_cell(ranked[0])
         lead = f"At {measured}, with" if measured else "With"
         text += f" {lead} about {size(around)} of state per sequence, " + ", ".join(
             f"{q['model']} reaches {spread_said(q['accuracy'])}" for q in ranked

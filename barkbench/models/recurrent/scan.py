@@ -42,6 +42,7 @@ class TanhScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        no_double_backward()
         h, w_hh = ctx.saved_tensors
         slope = 1 - h[1:] * h[1:]  # tanh' at every position, in one operation
         grad_a = torch.empty_like(grad)  # dL/d(gi_t + W_hh h_{t-1})
@@ -75,6 +76,7 @@ class GRUScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        no_double_backward()
         h, gh, rz, n, w_hh = ctx.saved_tensors
         T, B, H = n.shape
         z = rz[..., H:]
@@ -97,6 +99,15 @@ class GRUScan(torch.autograd.Function):
         return grad_gi, carried, weight_grad(grad_gh, h[:-1]), grad_gh.sum((0, 1))
 
 
+def no_double_backward() -> None:
+    """The backward passes are written with out= operations that autograd does not record: asked for
+    a graph of them (create_graph=True, a second derivative), say so rather than give a wrong one."""
+    if torch.is_grad_enabled():
+        raise NotImplementedError(
+            "the tanh RNN's and the GRU's scans have no second derivative; take it on CUDA, where the module runs"
+        )
+
+
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # of each layer of an nn.RNNBase, suffixed _l{layer}
 
 
@@ -107,11 +118,11 @@ def weight_grad(grad_a: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
 
 def scanned(core: nn.RNNBase, x: torch.Tensor) -> bool:
     """Whether `recur` runs this core's recurrence by a scan here: a tanh nn.RNN or an nn.GRU as
-    BarkRNN makes them (batch first, one direction, with biases), off CUDA."""
+    BarkRNN makes them (batch first, one direction, with biases) over a batch, off CUDA. The scans
+    call no module, so hooks on the core do not fire for them."""
     tanh = isinstance(core, nn.RNN) and core.nonlinearity == "tanh"
-    return (
-        (tanh or isinstance(core, nn.GRU)) and core.batch_first and core.bias and not (core.bidirectional or x.is_cuda)
-    )
+    made = (tanh or isinstance(core, nn.GRU)) and core.batch_first and core.bias and not core.bidirectional
+    return made and x.dim() == 3 and not x.is_cuda
 
 
 def recur(core: nn.RNNBase, x: torch.Tensor, state: torch.Tensor | None = None):
