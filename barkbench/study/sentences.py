@@ -173,7 +173,7 @@ def frontier_said(points: list[dict], content: str) -> str:
         families.setdefault(p["model"], []).append(p)
 
     def at(p: dict) -> str:
-        return f" at {sweep_cell(p)}" if sweep_cell(p) else ""
+        return f" at {cell}" if (cell := sweep_cell(p)) else ""
 
     clauses = []
     for model, ps in families.items():

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from barkbench.models.parts import DecoderOnly, build_attention, cache_bytes
-from barkbench.models.recurrent.scan import recur
+from barkbench.models.recurrent.scan import WEIGHTS, recur
 
 CORES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
@@ -110,7 +110,7 @@ class StepByStepRNN(DecoderOnly, nn.Module):
         """Take BarkRNN's weights: layer l of the fused core is cell l."""
         with torch.no_grad():
             for layer, cell in enumerate(self.cells):
-                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                for name in WEIGHTS:
                     getattr(cell, name).copy_(getattr(model.core, f"{name}_l{layer}"))
             for mine, theirs in ((self.embed, model.embed), (self.norm, model.norm), (self.head, model.head)):
                 mine.load_state_dict(theirs.state_dict())

@@ -108,7 +108,9 @@ def no_double_backward() -> None:
         )
 
 
-WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # of each layer of an nn.RNNBase, suffixed _l{layer}
+# The weights of each layer of an nn.RNNBase, as its attributes name them with _l{layer} (and
+# _reverse) after them; a cell (nn.GRUCell, ...) names its own the same, without the suffix.
+WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def weight_grad(grad_a: torch.Tensor, before: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from torch import nn
 from barkbench.models.attention import ALIGNMENT
 from barkbench.models.parts import EncoderDecoder, on_x, real_tokens
 from barkbench.models.recurrent.network import CELLS, CORES
+from barkbench.models.recurrent.scan import WEIGHTS
 
 
 class Seq2Seq(EncoderDecoder, nn.Module):
@@ -137,7 +138,7 @@ class Seq2Seq(EncoderDecoder, nn.Module):
 def cell_of(core, cell_type, layer: int, direction: int) -> nn.Module:
     """One layer and direction of a fused core as a cell, holding the core's own weight tensors."""
     suffix = f"_l{layer}" + ("_reverse" if direction else "")
-    weights = {name: getattr(core, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    weights = {name: getattr(core, name + suffix) for name in WEIGHTS}
     cell = cell_type(weights["weight_ih"].shape[1], core.hidden_size)
     for name, weight in weights.items():
         setattr(cell, name, weight)
