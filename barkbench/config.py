@@ -17,6 +17,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
@@ -254,9 +255,23 @@ def _eval_keeps_vocab(c: RunConfig):
 CHECKS = [(("task", "sample.prompt"), _prompt_words), (("task", "eval"), _eval_keeps_vocab)]
 
 
+def _on_eval(check) -> tuple:
+    """A task's check, run on the task the validation and test sets are drawn from: `eval` may
+    set one key of a pair the check keeps in order (eval: {min_gap: 300} over max_gap: 256)."""
+    keys, of_task = check
+
+    def on_eval(c):
+        if c.eval and (message := of_task(SimpleNamespace(task=c.val_task))):
+            return f"eval {c.eval} makes the validation and test sets' task invalid: {message}, in eval"
+
+    return (*keys, "eval"), on_eval
+
+
 def checks_for(cfg: RunConfig) -> list:
-    """The checks that apply to a config: the general ones, its task's and its model family's."""
-    return CHECKS + list(task_of(cfg.task).checks) + list(family_of(cfg.model).checks)
+    """The checks that apply to a config: the general ones, its task's (on the training task and
+    on eval's) and its model family's."""
+    task_checks = list(task_of(cfg.task).checks)
+    return CHECKS + task_checks + [_on_eval(check) for check in task_checks] + list(family_of(cfg.model).checks)
 
 
 # ---- reading, overriding and reporting ----------------------------------------------------

@@ -514,6 +514,19 @@ def test_eval_section_is_checked_against_the_context():
     assert validate(data, "test config").val_task.max_gap == 256
 
 
+def test_eval_is_held_to_the_task_checks():
+    # eval's min_gap over the task's max_gap: the validation set could not be drawn
+    data = {"task": ECHO, "eval": {"min_gap": 300}, "model": {"context_length": 400}}
+    with pytest.raises(BarkError) as caught:
+        validate(data, "test config")
+    assert str(caught.value) == (
+        "test config: eval {'min_gap': 300} makes the validation and test sets' task invalid: "
+        "task.min_gap (300) is above task.max_gap (8); swap them, in eval"
+    )
+    data["eval"] = {"min_gap": 8, "max_gap": 300}  # the advice, followed
+    assert validate(data, "test config").val_task.min_gap == 8
+
+
 def test_unknown_eval_key_is_named_with_a_suggestion():
     data = {"task": ECHO, "eval": {"max_gpa": 256}, "model": {"context_length": 300}}
     with pytest.raises(BarkError) as caught:
