@@ -102,6 +102,13 @@ class Bucketing:
         return shares
 
 
+def shortest_first(data: Dataset) -> torch.Tensor:
+    """The order evaluate() reads a data set in: shortest sequences first, so that each batch is
+    trimmed to sequences of about its own length. Where lengths vary (echo tested on gaps 0 to
+    256) that halves the work, and no figure but the loss's last digits depends on the order."""
+    return (data.tokens != PAD).sum(1).argsort(stable=True)
+
+
 @torch.no_grad()
 def evaluate(model, data: Dataset, batch_size: int, device, bucket_label=None) -> dict:
     """The figures above over a data set; by bucket when the data have buckets and a labeller."""
@@ -112,8 +119,9 @@ def evaluate(model, data: Dataset, batch_size: int, device, bucket_label=None) -
         2 + 2 * len(ACCURACIES), dtype=torch.long
     )  # answer tokens, exact answers, right/all per accuracy
     buckets = Bucketing(data, bucket_label) if data.bucket is not None and bucket_label is not None else None
+    order = shortest_first(data)
     for i in range(0, len(data), batch_size):
-        part = data[i : i + batch_size]
+        part = data[order[i : i + batch_size]]
         x, y, mask, start = to_batch(part, device)
         logits = model.teacher_forcing(x, start)
         loss_sum += answer_loss(logits, y, mask, reduction="sum").item()

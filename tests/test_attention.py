@@ -23,7 +23,7 @@ from barkbench.models.recurrent.network import BarkRNN
 from barkbench.rundir import start_run
 from barkbench.tasks import make_splits
 from barkbench.train import train
-from barkbench.vocab import VOCAB
+from barkbench.vocab import PAD, VOCAB
 
 VARIANTS = ["simple", "single", "wrapper", "mha"]
 POSITIONALS = ["learned", "sinusoidal", "rope", "none"]
@@ -223,6 +223,28 @@ def test_rnn_with_attention_incremental_decoding_equals_full_pass(core, attentio
     assert_pieces_equal_full_pass(rnn(core, attention))
 
 
+@pytest.mark.parametrize("attention", VARIANTS + ["none"])
+@pytest.mark.parametrize("positional", ["learned", "rope"])
+def test_gpt_teacher_forcing_is_the_full_pass_at_the_answer(attention, positional):
+    # Teacher forcing runs the last block's feed-forward and the head on the positions from
+    # answer_start - 1 on alone. There its logits, and every gradient of a loss on them, are the
+    # full pass's (forward); before them they are zeros. Rows of several lengths and answer
+    # starts, right-padded, as a training batch is.
+    model = gpt(attention, positional, layers=3)
+    x = tokens(4, 14, seed=3)
+    x[1, 9:], x[3, 12:] = PAD, PAD
+    start = torch.tensor([5, 3, 11, 8])
+    answer = torch.arange(14)[None, :] >= start[:, None] - 1
+    answer &= x != PAD
+    full, _ = model(x)
+    logits = model.teacher_forcing(x, start)
+    close(logits[answer], full[answer])
+    assert not logits[torch.arange(14)[None, :] < start[:, None] - 1].any()
+    grads = [torch.autograd.grad(out[answer].square().sum(), list(model.parameters())) for out in (full, logits)]
+    for ours, reference in zip(*grads):
+        close(ours, reference)
+
+
 # ---- 5. positions: RoPE and sinusoids ------------------------------------------------------
 
 
@@ -251,6 +273,22 @@ def test_rope_scores_depend_only_on_the_relative_offset():
     assert not torch.allclose(score(3, 0), score(2, 0), atol=1e-3)
     # and it is a rotation: lengths are kept
     close(rotate(q, 7).norm(dim=-1), q.norm(dim=-1))
+
+
+def test_rope_is_the_paper_rotation_to_the_last_float():
+    # Reference (RoFormer, Su et al. 2021, eq. 34 with GPT-NeoX's split halves): each pair
+    # (x_i, x_{i+d/2}) at position m turns by the angle m * 10000^(-2i/d). Written out here as four
+    # products; rotate's two give the same floats, at any start, in a cache's long table or not.
+    x = torch.randn(3, 2, 9, 16, generator=torch.Generator().manual_seed(0))
+    for start in (0, 1, 7, 60):
+        half = 8
+        theta = 10000 ** (-torch.arange(half, dtype=torch.float32) / half)
+        angle = torch.arange(start, start + 9, dtype=torch.float32)[:, None] * theta
+        a, b = x[..., :half], x[..., half:]
+        cos, sin = angle.cos(), angle.sin()
+        expected = torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+        assert torch.equal(rotate(x, start), expected)
+        assert torch.equal(rotate(x[:, :, 3:4], start + 3), expected[:, :, 3:4])  # one token, as when generating
 
 
 def test_rope_gpt_attends_the_same_way_at_any_start():

@@ -10,18 +10,18 @@ import torch
 from test_tasks import gen, random_settings
 
 from barkbench import figures
-from barkbench.evaluate import evaluate
+from barkbench.evaluate import evaluate, shortest_first
 from barkbench.tasks import TASKS
 from barkbench.vocab import PAD
 
 
 class Fixed(torch.nn.Module):
     """A model whose logits for the whole data set are given (row b's are logits[b]), fed to
-    evaluate in batches of batch_size, in order."""
+    evaluate in batches of batch_size, in the order evaluate reads the rows."""
 
-    def __init__(self, logits: torch.Tensor, batch_size: int):
+    def __init__(self, data, logits: torch.Tensor, batch_size: int):
         super().__init__()
-        self.batches = iter(logits.split(batch_size))
+        self.batches = iter(logits[shortest_first(data)].split(batch_size))
 
     def teacher_forcing(self, x, answer_start):
         return next(self.batches)[:, : x.shape[1]]
@@ -70,7 +70,7 @@ def test_bucketed_figures_equal_a_plain_count(name, seed):
     logits = guesses(data, len(task.vocab(cfg)), seed)
     by_bucket, exact_by_bucket = plain_count(data, logits, task.buckets.label)
     for batch_size in (len(data), 7):
-        result = evaluate(Fixed(logits, batch_size), data, batch_size, "cpu", task.buckets.label)
+        result = evaluate(Fixed(data, logits, batch_size), data, batch_size, "cpu", task.buckets.label)
         assert result["by_bucket"] == by_bucket
         assert result["exact_by_bucket"] == exact_by_bucket
         assert list(result["by_bucket"]) == sorted(by_bucket, key=lambda label: int(label.split("-")[0]))
@@ -100,6 +100,6 @@ def test_exact_match_of_a_query_counts_it_under_its_own_bucket():
     assert first != second  # this seed asks two pairs whose distances fall in different buckets
     logits = torch.nn.functional.one_hot(data.tokens[:, 1:], len(task.vocab(cfg))).float()
     logits[0, start + 2] = logits[0, start + 2].roll(1)  # the second value, predicted wrong
-    result = evaluate(Fixed(logits, 1), data, 1, "cpu", task.buckets.label)
+    result = evaluate(Fixed(data, logits, 1), data, 1, "cpu", task.buckets.label)
     assert result["bark_accuracy"] == 0.5 and result["exact_match"] == 0.0  # of the two values, one right
     assert result["exact_by_bucket"] == {first: 1.0, second: 0.0}

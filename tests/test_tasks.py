@@ -258,9 +258,10 @@ class Peeking(torch.nn.Module):
 
 
 def peeking_figures(name: str, data, cfg, wrong):
-    from barkbench.evaluate import evaluate
+    from barkbench.evaluate import evaluate, shortest_first
 
     label = TASKS[name].buckets.label if TASKS[name].buckets else None
+    wrong = wrong[shortest_first(data)]  # row b of the batch is the data's in the order evaluate reads them
     return evaluate(Peeking(len(TASKS[name].vocab(cfg)), wrong), data, len(data), "cpu", label)
 
 

@@ -30,6 +30,7 @@ Set `layer.keep_weights = True` to have the layer store its last attention weigh
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -80,15 +81,27 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 def rotate(x: torch.Tensor, start: int) -> torch.Tensor:
     """Rotary position embedding (RoPE) of [batch, heads, time, size] at positions start, start+1, ...
 
-    Pairs of features are rotated by an angle proportional to the position, so the dot
-    product of a rotated query and key depends only on how far apart they are.
+    Pairs of features (i, i + size/2) are rotated by an angle proportional to the position, so
+    the dot product of a rotated query and key depends only on how far apart they are:
+    (a, b) -> (a cos - b sin, a sin + b cos), computed as x cos + swap(x) (-sin, sin), which
+    gives the same floats in two products instead of four.
     """
-    half = x.shape[-1] // 2
-    freq = 10000 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angle = torch.arange(start, start + x.shape[-2], device=x.device, dtype=torch.float32)[:, None] * freq
-    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
-    a, b = x[..., :half], x[..., half:]
-    return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+    T, size = x.shape[-2], x.shape[-1]
+    half = size // 2
+    cos, sin = rotations(1 << (start + T - 1).bit_length(), size, x.device, x.dtype)
+    swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1)
+    return x * cos[start : start + T] + swapped * sin[start : start + T]
+
+
+@functools.lru_cache(maxsize=32)
+def rotations(length: int, size: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE's cosines and signed sines [length, size] for positions 0..length-1, made once per
+    length (a power of two, so that generation one token at a time reuses them) and kept."""
+    half = size // 2
+    freq = 10000 ** (-torch.arange(half, device=device, dtype=torch.float32) / half)
+    angle = torch.arange(length, device=device, dtype=torch.float32)[:, None] * freq
+    cos, sin = angle.cos().to(dtype), angle.sin().to(dtype)
+    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
 
 
 class Layer(nn.Module):

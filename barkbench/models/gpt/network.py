@@ -12,7 +12,17 @@ import math
 import torch
 from torch import nn
 
-from barkbench.models.parts import INIT_STD, DecoderOnly, build_attention, cache_bytes, feed_forward, initialise
+from barkbench.models.parts import (
+    INIT_STD,
+    DecoderOnly,
+    build_attention,
+    cache_bytes,
+    feed_forward,
+    initialise,
+    on_x,
+    take,
+)
+from barkbench.vocab import PAD
 
 
 class Block(nn.Module):
@@ -27,10 +37,14 @@ class Block(nn.Module):
         self.ffn = feed_forward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cache=None):
+    def forward(self, x, cache=None, keep=None):
+        """keep, if given, picks the positions that go on past attention (teacher forcing's last
+        block: the answer's)."""
         if self.attn is not None:
             a, cache = self.attn(self.norm1(x), cache)
             x = x + self.drop(a)
+        if keep is not None:
+            x = keep(x)
         return x + self.ffn(self.norm2(x)), cache
 
 
@@ -101,6 +115,19 @@ class BarkGPT(Positions, DecoderOnly, nn.Module):
             new_caches.append(cache)
         return self.head(self.norm(x)), (past + tokens.shape[1], new_caches)
 
+    def teacher_forcing(self, x, answer_start):
+        """forward's logits at the positions that predict an answer token, from answer_start - 1
+        on, and zeros before them (as an encoder–decoder's). Every position feeds attention, but
+        the last block's feed-forward and the head run on those alone: on echo, a fifth less work
+        per training step, and the same floats."""
+        first = answer_start - 1
+        width = int(((x != PAD).sum(1) - first).max())
+        h = self.drop(self.embed(x))
+        for block in self.blocks[:-1]:
+            h, _ = block(h)
+        h, _ = self.blocks[-1](h, keep=lambda h: take(h, first, width, 0.0))
+        return on_x(self.head(self.norm(h)), answer_start, x.shape[1], source=False, fill=0.0)
+
     def state_bytes(self, length: int | None = None) -> int:
         """Bytes of key/value cache per sequence at `length` positions, context_length by default
         (none without attention)."""
@@ -123,7 +150,7 @@ class BarkGPT(Positions, DecoderOnly, nn.Module):
             states.append(args[0])
 
         hooks = [block.register_forward_pre_hook(keep) for block in self.blocks]
-        logits, _ = self(x)
+        logits = self.teacher_forcing(x, answer_start)
         for hook in hooks:
             hook.remove()
         return logits, lambda: {f"entering layer {i + 1}": s.grad[0].norm(dim=-1) for i, s in enumerate(states)}
