@@ -17,7 +17,7 @@ from barkbench.cli import app
 from barkbench.config import RunConfig, validate
 from barkbench.errors import BarkError
 from barkbench.models import build_model
-from barkbench.models.attention import ATTENTION, HeadStack, MultiHeadAttention, SimpleAttention, rotate
+from barkbench.models.attention import ATTENTION, HeadStack, MultiHeadAttention, SimpleAttention, rotate, rotations
 from barkbench.models.gpt.network import BarkGPT, sinusoids
 from barkbench.models.recurrent.network import BarkRNN
 from barkbench.rundir import start_run
@@ -289,6 +289,17 @@ def test_rope_is_the_paper_rotation_to_the_last_float():
         expected = torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
         assert torch.equal(rotate(x, start), expected)
         assert torch.equal(rotate(x[:, :, 3:4], start + 3), expected[:, :, 3:4])  # one token, as when generating
+
+
+def test_rope_tables_made_in_inference_mode_still_train():
+    # rotate keeps its tables; the first made under torch.inference_mode must not be inference
+    # tensors, or every later training pass at that length would refuse to save them
+    rotations.cache_clear()
+    with torch.inference_mode():
+        rotate(torch.randn(1, 1, 5, 8), 0)
+    x = torch.randn(1, 1, 5, 8, requires_grad=True)
+    rotate(x, 0).sum().backward()
+    assert x.grad is not None
 
 
 def test_rope_gpt_attends_the_same_way_at_any_start():

@@ -98,10 +98,11 @@ def rotations(length: int, size: int, device, dtype) -> tuple[torch.Tensor, torc
     """RoPE's cosines and signed sines [length, size] for positions 0..length-1, made once per
     length (a power of two, so that generation one token at a time reuses them) and kept."""
     half = size // 2
-    freq = 10000 ** (-torch.arange(half, device=device, dtype=torch.float32) / half)
-    angle = torch.arange(length, device=device, dtype=torch.float32)[:, None] * freq
-    cos, sin = angle.cos().to(dtype), angle.sin().to(dtype)
-    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+    with torch.inference_mode(False):  # kept tables made in inference mode would refuse autograd later
+        freq = 10000 ** (-torch.arange(half, device=device, dtype=torch.float32) / half)
+        angle = torch.arange(length, device=device, dtype=torch.float32)[:, None] * freq
+        cos, sin = angle.cos().to(dtype), angle.sin().to(dtype)
+        return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
 
 
 class Layer(nn.Module):

@@ -119,7 +119,7 @@ class BarkGPT(Positions, DecoderOnly, nn.Module):
         """forward's logits at the positions that predict an answer token, from answer_start - 1
         on, and zeros before them (as an encoder–decoder's). Every position feeds attention, but
         the last block's feed-forward and the head run on those alone: on echo, a fifth less work
-        per training step, and the same floats."""
+        per training step, for forward's values there (to rounding: the products have fewer rows)."""
         first = answer_start - 1
         width = int(((x != PAD).sum(1) - first).max())
         h = self.drop(self.embed(x))
