@@ -17,7 +17,6 @@ import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
@@ -263,7 +262,7 @@ def _on_eval(check) -> tuple:
     keys, of_task = check
 
     def on_eval(c):
-        if c.eval and (message := of_task(SimpleNamespace(task=c.val_task))):
+        if c.eval and (message := of_task(c.model_copy(update={"task": c.val_task}))):
             return f"eval {c.eval} makes the validation and test sets' task invalid: {message}, in eval"
 
     return (*keys, "eval"), on_eval

@@ -106,27 +106,27 @@ class BarkGPT(Positions, DecoderOnly, nn.Module):
         self.head = nn.Linear(cfg.embedding_dim, vocab_size)
         initialise(self, cfg.init)
 
-    def forward(self, tokens, state=None):
+    def forward(self, tokens, state=None, keep=None):
+        """keep, if given, picks the positions the last block's feed-forward and the head work out
+        (Block.forward); every position still feeds attention and the caches."""
         past, caches = state or (0, [None] * len(self.blocks))
         x = self.drop(self.embed(tokens, past))
+        keeps = [None] * (len(self.blocks) - 1) + [keep]
         new_caches = []
-        for block, cache in zip(self.blocks, caches):
-            x, cache = block(x, cache)
+        for block, cache, picks in zip(self.blocks, caches, keeps):
+            x, cache = block(x, cache, picks)
             new_caches.append(cache)
         return self.head(self.norm(x)), (past + tokens.shape[1], new_caches)
 
     def teacher_forcing(self, x, answer_start):
         """forward's logits at the positions that predict an answer token, from answer_start - 1
-        on, and zeros before them (as an encoder–decoder's). Every position feeds attention, but
-        the last block's feed-forward and the head run on those alone: on echo, a fifth less work
-        per training step, for forward's values there (to rounding: the products have fewer rows)."""
+        on, and zeros before them (as an encoder–decoder's). The last block's feed-forward and the
+        head run on those alone: on echo, a fifth less work per training step, for forward's values
+        there (to rounding: the products have fewer rows)."""
         first = answer_start - 1
         width = int(((x != PAD).sum(1) - first).max())
-        h = self.drop(self.embed(x))
-        for block in self.blocks[:-1]:
-            h, _ = block(h)
-        h, _ = self.blocks[-1](h, keep=lambda h: take(h, first, width, 0.0))
-        return on_x(self.head(self.norm(h)), answer_start, x.shape[1], source=False, fill=0.0)
+        logits, _ = self(x, keep=lambda h: take(h, first, width, 0.0))
+        return on_x(logits, answer_start, x.shape[1], source=False, fill=0.0)
 
     def state_bytes(self, length: int | None = None) -> int:
         """Bytes of key/value cache per sequence at `length` positions, context_length by default
